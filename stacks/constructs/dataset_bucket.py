@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from stacks.nag import acknowledge
+
+ACCESS_LOG_DAYS = 90
+NONCURRENT_VERSION_DAYS = 30
+CHECKPOINT_DAYS = 14
+INCOMPLETE_UPLOAD_DAYS = 1
+CHECKPOINT_PREFIX = "checkpoints/"
+
+
+class DatasetBucket(Construct):
+    """The bucket for datasets, checkpoints and model artifacts, with its key and its access-log bucket.
+
+    By default `cdk destroy` empties and deletes both buckets and schedules the key's deletion; with
+    `retain=True` all three stay (the key too: without it the data could not be read).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, retain: bool) -> None:
+        super().__init__(scope, construct_id)
+        removal = cdk.RemovalPolicy.RETAIN if retain else cdk.RemovalPolicy.DESTROY
+        self.key = kms.Key(
+            self,
+            "Key",
+            description="Encrypts the legal GPT-J datasets, checkpoints and models at rest",
+            enable_key_rotation=True,
+            pending_window=cdk.Duration.days(7),
+            removal_policy=removal,
+        )
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.S3_MANAGED,  # log delivery cannot write to SSE-KMS buckets
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    expiration=cdk.Duration.days(ACCESS_LOG_DAYS),
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(INCOMPLETE_UPLOAD_DAYS),
+                )
+            ],
+            removal_policy=removal,
+            auto_delete_objects=not retain,
+        )
+        acknowledge(
+            self.access_logs,
+            "AwsSolutions-S1",
+            "This is the server access log bucket; logging it into itself would loop.",
+        )
+        self.bucket = s3.Bucket(
+            self,
+            "Bucket",
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            encryption=s3.BucketEncryption.KMS,
+            encryption_key=self.key,
+            bucket_key_enabled=True,
+            enforce_ssl=True,
+            versioned=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="dataset-bucket/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="AbortIncompleteUploads",
+                    abort_incomplete_multipart_upload_after=cdk.Duration.days(INCOMPLETE_UPLOAD_DAYS),
+                ),
+                s3.LifecycleRule(
+                    id="ExpireNoncurrentVersions",
+                    noncurrent_version_expiration=cdk.Duration.days(NONCURRENT_VERSION_DAYS),
+                    expired_object_delete_marker=True,
+                ),
+                s3.LifecycleRule(
+                    id="ExpireCheckpoints",
+                    prefix=CHECKPOINT_PREFIX,
+                    expiration=cdk.Duration.days(CHECKPOINT_DAYS),
+                ),
+            ],
+            removal_policy=removal,
+            auto_delete_objects=not retain,
+        )

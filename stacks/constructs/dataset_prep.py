@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sns as sns
+from aws_cdk import triggers
+from constructs import Construct
+
+from config import Settings
+from stacks.constructs.bucket_access import grant_prefix
+from stacks.constructs.dataset_bucket import DatasetBucket
+
+LAMBDAS_ROOT = Path(__file__).resolve().parents[2] / "lambdas"
+DATASET_PREFIX = "datasets/"
+# Sized from bench/bench_prep.py (docs/dataset-prep.md): peak RSS stays far below this whatever the archive size;
+# the archive (~93 MB) and the outputs (~60 MB) sit in /tmp at once.
+MEMORY_MB = 1024
+EPHEMERAL_STORAGE_MB = 2048
+TIMEOUT = cdk.Duration.minutes(15)
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+class DatasetPrep(Construct):
+    """The Lambda that turns the Zenodo archive into a versioned training set, run once per configuration at
+    deploy time (a CDK Trigger) and again as the first step of every training run (it is idempotent)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        store: DatasetBucket,
+        settings: Settings,
+        alarm_topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        role.add_to_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
+            )
+        )
+        grant_prefix(role, store, DATASET_PREFIX, write=True, delete=True)
+        self.function = lambda_.Function(
+            self,
+            "Function",
+            runtime=lambda_.Runtime.PYTHON_3_14,
+            architecture=lambda_.Architecture.ARM_64,
+            handler="dataset_prep.handler.handler",
+            code=lambda_.Code.from_asset(str(LAMBDAS_ROOT), exclude=["**/__pycache__", "**/*.pyc", "__init__.py"]),
+            role=role,
+            log_group=log_group,
+            memory_size=MEMORY_MB,
+            ephemeral_storage_size=cdk.Size.mebibytes(EPHEMERAL_STORAGE_MB),
+            timeout=TIMEOUT,
+            reserved_concurrent_executions=1,
+            environment={
+                "DATASET_BUCKET": store.bucket.bucket_name,
+                "DOC_COUNT": str(settings.doc_count),
+                "VALIDATION": settings.validation,
+                "SOURCE_URL": settings.dataset_url,
+                "EXPECTED_MD5": settings.dataset_md5,
+            },
+            description="Downloads the UK-Abs judgments and publishes a verified training set with its manifest",
+        )
+        errors = self.function.metric_errors(period=cdk.Duration.minutes(5), statistic="Sum")
+        self.error_alarm = cloudwatch.Alarm(
+            self,
+            "ErrorAlarm",
+            metric=errors,
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description="The dataset prep Lambda failed: its log group says why.",
+        )
+        self.error_alarm.add_alarm_action(cloudwatch_actions.SnsAction(alarm_topic))
+        # Re-runs whenever the code or its configuration (the environment above) changes.
+        self.trigger = triggers.Trigger(
+            self,
+            "RunOnDeploy",
+            handler=self.function,
+            execute_on_handler_change=True,
+            timeout=TIMEOUT,
+            execute_after=[store],
+        )

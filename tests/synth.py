@@ -1,0 +1,83 @@
+"""Synthesize the app the way `cdk synth` does (cdk.json context plus overrides), once per configuration."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import tempfile
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+# jsii starts Node.js from PATH: the virtualenv's Node 24, never an end-of-life system Node.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+
+import aws_cdk as cdk
+from aws_cdk import assertions
+
+from config import load_settings
+from stacks.app_builder import build_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+_OUT = Path(tempfile.mkdtemp(prefix="legal-gptj-synth-"))
+
+
+@dataclass(frozen=True)
+class Assembly:
+    outdir: Path
+    templates: dict[str, dict[str, Any]]
+
+    def template(self, stack: str) -> assertions.Template:
+        return assertions.Template.from_json(self.templates[stack])
+
+    def resources(self, stack: str, resource_type: str) -> dict[str, dict[str, Any]]:
+        resources = self.templates[stack]["Resources"]
+        return {k: v for k, v in resources.items() if v["Type"] == resource_type}
+
+
+def context_with(**overrides: object) -> dict[str, Any]:
+    return {**CDK_CONTEXT, **overrides}
+
+
+@cache
+def _synth_frozen(items: tuple[tuple[str, object], ...]) -> Assembly:
+    context = context_with(**dict(items))
+    outdir = _OUT / f"config-{len(list(_OUT.iterdir()))}"
+    app = cdk.App(outdir=str(outdir), context=context)
+    build_pipeline(app, load_settings(context))
+    app.synth()
+    templates = {
+        path.name.removesuffix(".template.json"): json.loads(path.read_text())
+        for path in sorted(outdir.glob("*.template.json"))
+    }
+    return Assembly(outdir=outdir, templates=templates)
+
+
+def synth(**overrides: object) -> Assembly:
+    """The synthesized app for these settings; the first call per configuration synthesizes, later ones reuse it."""
+    return _synth_frozen(tuple(sorted(overrides.items())))
+
+
+# Configurations the suite checks as a whole (lint, nag, clean-up): the defaults and each switch.
+CONFIGURATIONS: dict[str, dict[str, object]] = {
+    "default": {},
+    "retain_data": {"retain_data": True},
+}
+
+_VOLATILE = [
+    (re.compile(r"[0-9a-f]{64}(\.zip|\.json)?"), "<asset-hash>"),
+    (re.compile(r"(CurrentVersion[0-9A-F]{8})[0-9a-f]{32}"), r"\1<version-hash>"),
+]
+
+
+def normalized(template: dict[str, Any]) -> dict[str, Any]:
+    """The template with asset hashes replaced, so snapshots change only when the infrastructure does."""
+    text = json.dumps(template, sort_keys=True)
+    for pattern, replacement in _VOLATILE:
+        text = pattern.sub(replacement, text)
+    result: dict[str, Any] = json.loads(text)
+    return result

@@ -1,0 +1,62 @@
+"""The app through its real entry points: `python app.py` as the CDK CLI runs it, and the pinned CLI itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.synth import CDK_CONTEXT, ROOT
+
+NODE_BIN = Path(sys.executable).parent
+
+
+def run_app(outdir: Path, **overrides: object) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        "PATH": f"{NODE_BIN}{os.pathsep}{os.environ['PATH']}",
+        "CDK_OUTDIR": str(outdir),
+        "CDK_CONTEXT_JSON": json.dumps({**CDK_CONTEXT, **overrides}),
+    }
+    return subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+def test_two_synths_are_byte_identical(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for outdir in (first, second):
+        result = run_app(outdir)
+        assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in first.glob("*.template.json"))
+    assert names and names == sorted(p.name for p in second.glob("*.template.json"))
+    for name in [*names, "manifest.json"]:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_bad_setting_stops_the_app_with_one_line(tmp_path: Path) -> None:
+    result = run_app(tmp_path, doc_count=0)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: invalid setting doc_count=0: expected an integer from 1 to 693"
+    ]
+    assert "Node 20" not in result.stderr
+
+
+@pytest.mark.skipif(not (ROOT / "node_modules/.bin/cdk").exists(), reason="run `make setup` for the pinned CLI")
+def test_pinned_cdk_cli_reports_the_bad_key(tmp_path: Path) -> None:
+    env = {**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ['PATH']}"}
+    result = subprocess.run(
+        [str(ROOT / "node_modules/.bin/cdk"), "synth", "-c", "doc_count=0", "--output", str(tmp_path)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert result.returncode != 0
+    assert "error: invalid setting doc_count=0: expected an integer from 1 to 693" in result.stderr
+    assert "end-of-life" not in result.stderr + result.stdout

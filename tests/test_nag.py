@@ -1,0 +1,53 @@
+"""cdk-nag AwsSolutions: no unacknowledged finding in any configuration, every acknowledgement is specific,
+and a new finding really fails synth (cdk-nag 3 reports through CDK's Validations)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk import aws_sns as sns
+
+from config import load_settings
+from stacks.app_builder import build_pipeline
+from tests.synth import CONFIGURATIONS, context_with, synth
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGURATIONS))
+def test_no_unacknowledged_findings(name: str) -> None:
+    report = json.loads((synth(**CONFIGURATIONS[name]).outdir / "validation-report.json").read_text())
+    violations = [v["ruleName"] for plugin in report["pluginReports"] for v in plugin["violations"]]
+    assert violations == []
+
+
+GENERIC_REASONS = re.compile(r"^(ok|n/?a|todo|fine|suppressed|not needed|false positive)\.?$", re.IGNORECASE)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGURATIONS))
+def test_every_acknowledgement_names_a_finding_and_a_specific_reason(name: str) -> None:
+    acknowledged = [
+        rule
+        for template in synth(**CONFIGURATIONS[name]).templates.values()
+        for resource in template["Resources"].values()
+        for rule in resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", [])
+    ]
+    assert acknowledged
+    for rule in acknowledged:
+        assert re.fullmatch(r"AwsSolutions-[A-Z]+\d+(\[.+\])?", rule["id"]), rule
+        assert len(rule["reason"]) >= 40 and not GENERIC_REASONS.match(rule["reason"]), rule
+        if rule["id"].startswith("AwsSolutions-IAM5"):
+            assert "[" in rule["id"], f"IAM5 must be acknowledged per finding, not wholesale: {rule}"
+
+
+def test_a_new_finding_fails_synth(tmp_path: object) -> None:
+    context = context_with()
+    app = cdk.App(outdir=str(tmp_path), context=context)
+    stacks = build_pipeline(app, load_settings(context))
+    sns.Topic(stacks.dataset, "TopicWithoutTls")
+    with pytest.raises(RuntimeError, match=r"ValidationFailed(.|\n)*AwsSolutions-SNS3"):
+        app.synth()
+    report = json.loads((tmp_path / "validation-report.json").read_text())  # type: ignore[operator]
+    rules = {v["ruleName"] for plugin in report["pluginReports"] for v in plugin["violations"]}
+    assert "AwsSolutions-SNS3" in rules
