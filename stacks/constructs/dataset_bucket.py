@@ -12,6 +12,8 @@ NONCURRENT_VERSION_DAYS = 30
 CHECKPOINT_DAYS = 14
 INCOMPLETE_UPLOAD_DAYS = 1
 CHECKPOINT_PREFIX = "checkpoints/"
+# Training jobs write uncompressed models under models/<job-name>/output/model/ (CompressionType NONE).
+MODELS_PREFIX = "models/"
 
 
 class DatasetBucket(Construct):

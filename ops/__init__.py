@@ -1,0 +1,1 @@
+"""Operator command lines: make train, make invoke, make cost."""
