@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
+
+# jsii runs Node.js from PATH: put the virtualenv's Node 24 first, never the system's end-of-life Node 20.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 import aws_cdk as cdk
 
