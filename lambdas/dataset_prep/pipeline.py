@@ -1,0 +1,56 @@
+"""Download, verify and prepare: the whole job, as the Lambda and the CLI run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import DownloadPolicy, Limits, PrepConfig, dataset_id
+from .download import download
+from .errors import ChecksumError
+from .prep import PrepResult, build, find_existing, result_for
+from .progress import Reporter
+from .sinks import Sink
+
+ARCHIVE_NAME = "dataset.zip"
+
+
+def run(
+    config: PrepConfig,
+    sink: Sink,
+    workdir: Path,
+    *,
+    policy: DownloadPolicy | None = None,
+    limits: Limits | None = None,
+    reporter: Reporter | None = None,
+) -> PrepResult:
+    """Download ``config.source_url`` into ``workdir``, verify it, and prepare the dataset in ``sink``.
+
+    With ``expected_md5`` the dataset id is known up front: when a valid manifest already exists, nothing is
+    downloaded or written. Without it the archive must be downloaded to learn its md5; an existing dataset is
+    then still reused (nothing written). The archive is deleted from ``workdir`` before returning.
+    """
+    reporter = reporter or Reporter()
+    limits = limits or Limits()
+    if config.expected_md5 is not None:
+        existing = find_existing(sink, dataset_id(config.expected_md5, config), config.expected_md5, reporter)
+        if existing is not None:
+            reporter.info(f"dataset {existing.dataset_id} already prepared at {sink.uri(existing.key)}")
+            return result_for(sink, existing, reused=True, downloaded=False)
+    workdir.mkdir(parents=True, exist_ok=True)
+    archive = workdir / ARCHIVE_NAME
+    try:
+        result = download(
+            config.source_url, archive, policy=policy, max_bytes=limits.max_archive_bytes, reporter=reporter
+        )
+        if config.expected_md5 is not None and result.md5 != config.expected_md5:
+            raise ChecksumError(
+                f"downloaded {config.source_url}: md5 {result.md5} ({result.size} bytes) does not match "
+                f"expected_md5 {config.expected_md5}"
+            )
+        reporter.info(
+            f"downloaded {result.size} bytes, md5 {result.md5}"
+            + (" (verified)" if config.expected_md5 else " (no expected_md5 given: not verified)")
+        )
+        return build(archive, sink, config, archive_md5=result.md5, limits=limits, reporter=reporter, downloaded=True)
+    finally:
+        archive.unlink(missing_ok=True)
