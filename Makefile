@@ -19,7 +19,7 @@ STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
 NODE_STAMP := $(STAMPS)/node
 
-.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep clean
+.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep cost clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ destroy: setup ## cdk destroy --all: removes everything that bills
 
 bench-prep: setup ## Benchmark the dataset prep against the notebook's way (writes a table)
 	$(BIN)/python -m bench.bench_prep
+
+cost: setup ## Estimate training and endpoint cost for the settings (C="key=value ...")
+	$(BIN)/python -m ops.cost $(CONTEXT)
 
 clean: ## Remove build outputs (keeps the virtualenv)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,122 @@
+"""`make cost`: what the configured training run and endpoints would cost, from a price table in the repository
+and the training throughput measured in BENCHMARKS.md. Estimates, not quotes: the sources are printed with them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from config import SettingError, Settings
+from ops.context import project_settings
+
+ROOT = Path(__file__).resolve().parents[1]
+PRICES = Path(__file__).with_name("prices.json")
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+# UK-Abs training judgments (DESIGN.md §2): 10,015,333 words in 693 documents; GPT-J's BPE gives 1.24-1.35 tokens
+# per word on legal English, so 1.3 is the planning figure.
+WORDS_PER_DOCUMENT = 10_015_333 / 693
+TOKENS_PER_WORD = 1.3
+
+
+@dataclass(frozen=True)
+class Throughput:
+    instance_type: str
+    method: str
+    tokens_per_second: float
+    source: str
+
+
+def measured_throughputs(benchmarks: Path = BENCHMARKS) -> list[Throughput]:
+    """Rows of BENCHMARKS.md's table between the `throughput-table` markers (whole job, all GPUs)."""
+    text = benchmarks.read_text()
+    block = re.search(r"<!-- throughput-table:start -->(.*?)<!-- throughput-table:end -->", text, re.DOTALL)
+    if not block:
+        raise SystemExit(f"error: {benchmarks} has no throughput table (markers throughput-table:start/end)")
+    rows = []
+    for line in block.group(1).splitlines():
+        cells = [c.strip().strip("`") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and re.fullmatch(r"[\d,.]+", cells[2]):
+            rows.append(Throughput(cells[0], cells[1], float(cells[2].replace(",", "")), cells[3]))
+    return rows
+
+
+def training_tokens(settings: Settings) -> float:
+    return settings.doc_count * WORDS_PER_DOCUMENT * TOKENS_PER_WORD * settings.epochs
+
+
+def report(settings: Settings, prices: dict[str, object], throughputs: list[Throughput]) -> list[str]:
+    lines = [f"Cost estimate for {settings.region} (prices: {prices['source']}, {prices['date']})"]
+    training_prices = prices["training_per_hour"]
+    hosting_prices = prices["hosting_per_hour"]
+    assert isinstance(training_prices, dict) and isinstance(hosting_prices, dict)
+    spot_savings = float(str(prices["spot_savings_assumed"]))
+    hours_per_month = float(str(prices["hours_per_month"]))
+
+    tokens = training_tokens(settings)
+    lines.append(
+        f"Training: {settings.doc_count} documents x {settings.epochs} epochs = ~{tokens / 1e6:.1f} M tokens, "
+        f"method {settings.method}, {settings.training_instance_count} x {settings.training_instance_type}"
+    )
+    match = next(
+        (t for t in throughputs if (t.instance_type, t.method) == (settings.training_instance_type, settings.method)),
+        None,
+    )
+    price = training_prices.get(settings.training_instance_type)
+    if match is None:
+        lines.append(
+            f"  no measured throughput for {settings.method} on {settings.training_instance_type} in BENCHMARKS.md:"
+            " no time or cost estimate"
+        )
+    elif price is None:
+        lines.append(f"  no price for {settings.training_instance_type} in {PRICES.name}: no cost estimate")
+    else:
+        hours = tokens / (match.tokens_per_second * settings.training_instance_count) / 3600
+        on_demand = hours * float(price) * settings.training_instance_count
+        lines.append(f"  throughput {match.tokens_per_second:,.0f} tokens/s per instance ({match.source})")
+        lines.append(f"  ~{hours:.1f} h of training (job start-up and model download not included)")
+        lines.append(f"  on demand: ${on_demand:,.0f}   with spot: ${on_demand * (1 - spot_savings):,.0f}")
+        lines.append(f"  (spot: {prices['spot_savings_source']})")
+
+    endpoints = [
+        name for name, on in (("base", settings.deploy_base_endpoint), ("fine-tuned", settings.fine_tuned_job)) if on
+    ]
+    if not endpoints:
+        lines.append("Endpoints: none configured (deploy_base_endpoint=false, fine_tuned_job empty): $0 per hour")
+    hourly = hosting_prices.get(settings.endpoint_instance_type)
+    for name in endpoints:
+        if hourly is None:
+            lines.append(f"Endpoint {name}: no price for {settings.endpoint_instance_type} in {PRICES.name}")
+            continue
+        low, high = (float(hourly) * n for n in (settings.endpoint_min_capacity, settings.endpoint_max_capacity))
+        lines.append(
+            f"Endpoint {name} ({settings.endpoint_instance_type}): "
+            f"${low:,.2f}/h (${low * hours_per_month:,.0f}/month) at {settings.endpoint_min_capacity} instance(s), "
+            f"${high:,.2f}/h (${high * hours_per_month:,.0f}/month) at {settings.endpoint_max_capacity}"
+        )
+    return lines
+
+
+def estimate_lines(settings: Settings) -> list[str]:
+    return report(settings, json.loads(PRICES.read_text()), measured_throughputs())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make cost", description=__doc__)
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="a setting")
+    args = parser.parse_args(argv)
+    try:
+        settings = project_settings(args.context)
+    except (SettingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(estimate_lines(settings)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
