@@ -1,0 +1,292 @@
+"""GPU throughput benchmark: GPT-J-6B fine-tuning steps, stock transformers against this project's settings.
+
+The GPT-J-6B architecture at random init (no download), bf16, for each sequence length and method (full, LoRA),
+in one process:
+  baseline: stock transformers + peft: SDPA attention, activation checkpointing on (how a stock 6B run fits one
+            GPU), fused AdamW; LoRA through peft's defaults (adapters upcast to fp32, inputs copied to fp32).
+  ours:     no activation checkpointing, each GPTJBlock compiled with torch.compile, cuDNN attention first in the
+            SDPA priority list; LoRA is train.py's (fp32 adapters under bf16 autocast, no fp32 copies of the
+            activations, no dropout) with an adapter-only fused AdamW.
+Both use bf16 weights and optimizer states for full fine-tuning (fp32 master weights would need ~97 GB; train.py
+keeps them and shards them with FSDP across GPUs, with the same bf16 compute), the same micro-batch of
+--tokens_per_micro_batch tokens and the same gradient accumulation, which spreads the optimizer step over more
+tokens as a real run does.
+
+Reported per configuration: tokens/s, model-FLOPs utilisation and peak memory (torch.cuda.max_memory_allocated).
+MFU counts 6*N FLOPs per token for full fine-tuning and 4*N + 6*N_adapters for LoRA (the forward and the
+activation gradients go through every weight; weight gradients exist only for the adapters), N counting every
+parameter, as in docs/training.md. Peak dense bf16 FLOP/s come from the GPU name (--peak_tflops overrides).
+
+    python training/bench.py                     # on a GPU: all 8 runs, a markdown table and JSON
+    python training/bench.py --tiny --steps 2    # a tiny config, CPU is fine: smoke test of the code paths
+Writes bench.md and bench.json to $OUT (or --out) when set.
+"""
+
+import argparse
+import contextlib
+import gc
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from arguments import FinetuneArguments
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from train import LORA_TARGET_MODULES, add_lora
+from transformers import AutoModelForCausalLM, GPTJConfig
+from transformers.models.gptj.modeling_gptj import GPTJBlock
+
+GPTJ_6B = {"n_layer": 28, "n_embd": 4096, "n_head": 16, "rotary_dim": 64, "vocab_size": 50400, "n_positions": 2048}
+TINY = {
+    **{"n_layer": 2, "n_embd": 64, "n_head": 4, "rotary_dim": 8, "vocab_size": 512, "n_positions": 128},
+    **{"bos_token_id": 0, "eos_token_id": 0},
+}
+# ours tries these in order when a configuration runs out of memory: activation checkpointing on every n-th block
+# (0: none). Each step back recomputes more and stores less.
+OURS_CHECKPOINT_EVERY = (0, 4, 2, 1)
+# Peak dense bf16 TFLOP/s by GPU name, most specific first.
+PEAK_TFLOPS = [
+    ("H100 PCIe", 756.0),
+    ("H100 NVL", 835.0),
+    ("H100", 989.0),
+    ("H200", 989.0),
+    ("A100", 312.0),
+    ("A10G", 70.0),
+]
+
+
+@dataclass
+class Result:
+    seq: int
+    method: str
+    impl: str
+    micro_batch: int
+    accumulation: int
+    checkpoint_every: int  # activation checkpointing on every n-th block; 0: none
+    compiled: bool
+    warmup_seconds: float | None = None
+    tokens_per_second: float | None = None
+    mfu: float | None = None
+    peak_memory_gib: float | None = None
+    error: str | None = None
+    vs_baseline: float | None = None
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tiny", action="store_true", help="a 2-layer model and short sequences (CPU smoke test)")
+    parser.add_argument("--steps", type=int, default=4, help="measured optimizer steps per configuration")
+    parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first (compilation happens here)")
+    parser.add_argument("--seq_lengths", type=int, nargs="+", help="default: 1024 2048 (tiny: 32 64)")
+    parser.add_argument("--methods", nargs="+", default=["full", "lora"], choices=["full", "lora"])
+    parser.add_argument("--impls", nargs="+", default=["baseline", "ours"], choices=["baseline", "ours"])
+    parser.add_argument("--tokens_per_micro_batch", type=int, help="default: 8192 (tiny: 128)")
+    parser.add_argument("--accumulation", type=int, default=2, help="micro-batches per optimizer step")
+    parser.add_argument("--lora_r", type=int, default=16)
+    parser.add_argument("--no_compile", action="store_true", help="ours without torch.compile")
+    parser.add_argument("--peak_tflops", type=float, help="peak dense bf16 TFLOP/s of the device")
+    parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for bench.md and bench.json")
+    args = parser.parse_args(argv)
+    args.seq_lengths = args.seq_lengths or ([32, 64] if args.tiny else [1024, 2048])
+    args.tokens_per_micro_batch = args.tokens_per_micro_batch or (128 if args.tiny else 8192)
+    for seq in args.seq_lengths:
+        if args.tokens_per_micro_batch % seq:
+            parser.error(f"--tokens_per_micro_batch {args.tokens_per_micro_batch} is not a multiple of sequence {seq}")
+    return args
+
+
+def peak_flops(device: torch.device, override: float | None) -> float | None:
+    if override:
+        return override * 1e12
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    return next((tflops * 1e12 for key, tflops in PEAK_TFLOPS if key in name), None)
+
+
+def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch.device) -> torch.nn.Module:
+    with device:
+        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa")
+    model.config.use_cache = False
+    if result.checkpoint_every:
+        model.activation_checkpointing_enable(every_n_layers=result.checkpoint_every)
+    if result.method == "lora":
+        if result.impl == "baseline":
+            from peft import LoraConfig, get_peft_model
+
+            lora = LoraConfig(
+                r=lora_r, lora_alpha=2 * lora_r, target_modules=LORA_TARGET_MODULES, task_type="CAUSAL_LM"
+            )
+            return get_peft_model(model, lora)
+        return add_lora(model, FinetuneArguments(method="lora", lora_r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0))
+    return model
+
+
+def flops_per_token(model: torch.nn.Module, method: str) -> float:
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return 6.0 * total if method == "full" else 4.0 * (total - trainable) + 6.0 * trainable
+
+
+def make_step(
+    model: torch.nn.Module,
+    batch: torch.Tensor,
+    accumulation: int,
+    autocast: bool,
+    attention: Callable[[], contextlib.AbstractContextManager[None]],
+) -> Callable[[], None]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=1e-5, fused=batch.device.type == "cuda")
+
+    def step() -> None:
+        for _ in range(accumulation):
+            with attention(), torch.autocast(batch.device.type, torch.bfloat16, enabled=autocast):
+                loss = model(input_ids=batch, labels=batch).loss
+            (loss / accumulation).backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    return step
+
+
+@contextlib.contextmanager
+def cudnn_attention_first() -> Iterator[None]:
+    backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+    with sdpa_kernel(backends, set_priority=True):
+        yield
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device: torch.device) -> None:
+    """Fill result's measurements (or its error) for one configuration."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model = build_model(config, result, args.lora_r, device)
+    if result.compiled:
+        for block in model.modules():
+            if isinstance(block, GPTJBlock):
+                block.compile()
+    batch = torch.randint(config.vocab_size, (result.micro_batch, result.seq), device=device)
+    ours = result.impl == "ours"
+    attention = cudnn_attention_first if ours and device.type == "cuda" else contextlib.nullcontext
+    step = make_step(model, batch, result.accumulation, autocast=ours and result.method == "lora", attention=attention)
+    start = time.perf_counter()
+    for _ in range(args.warmup):
+        step()
+    synchronize(device)
+    result.warmup_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    result.tokens_per_second = args.steps * result.accumulation * result.micro_batch * result.seq / seconds
+    peak = peak_flops(device, args.peak_tflops)
+    if peak:
+        result.mfu = result.tokens_per_second * flops_per_token(model, result.method) / peak
+    if device.type == "cuda":
+        result.peak_memory_gib = torch.cuda.max_memory_allocated(device) / 2**30
+
+
+def run_all(args: argparse.Namespace, device: torch.device) -> list[Result]:
+    config = GPTJConfig(**(TINY if args.tiny else GPTJ_6B))
+    results = []
+    for seq in args.seq_lengths:
+        for method in args.methods:
+            for impl in args.impls:
+                ours = impl == "ours"
+                # The baseline checkpoints every block, as a stock 6B run does to fit one GPU.
+                for checkpoint_every in OURS_CHECKPOINT_EVERY if ours else (1,):
+                    result = Result(
+                        seq=seq,
+                        method=method,
+                        impl=impl,
+                        micro_batch=args.tokens_per_micro_batch // seq,
+                        accumulation=args.accumulation,
+                        checkpoint_every=checkpoint_every,
+                        compiled=ours and not args.no_compile,
+                    )
+                    print(f"running {result}", flush=True)
+                    run_guarded(config, result, args, device)
+                    baseline = next(
+                        (r for r in results if (r.seq, r.method, r.impl, r.error) == (seq, method, "baseline", None)),
+                        None,
+                    )
+                    if ours and baseline and baseline.tokens_per_second and result.tokens_per_second:
+                        result.vs_baseline = result.tokens_per_second / baseline.tokens_per_second
+                    print(json.dumps(asdict(result)), flush=True)
+                    results.append(result)
+                    if result.error is None:
+                        break
+    return results
+
+
+def run_guarded(config: GPTJConfig, result: Result, args: argparse.Namespace, device: torch.device) -> None:
+    try:
+        run_one(config, result, args, device)
+    except torch.OutOfMemoryError:
+        result.error = "out of memory"
+    finally:
+        # Free this configuration's model, optimizer and compiled graphs before the next one.
+        gc.collect()
+        torch._dynamo.reset()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def _cell(value: float | None, template: str) -> str:
+    return "-" if value is None else template.format(value)
+
+
+def _checkpointed(result: Result) -> str:
+    return {0: "none", 1: "all"}.get(result.checkpoint_every, f"1 in {result.checkpoint_every}")
+
+
+def markdown(results: list[Result], device_name: str) -> str:
+    header = ["seq", "method", "impl", "micro-batch x accumulation", "checkpointed blocks", "compiled"]
+    header += ["tokens/s", "MFU", "peak GiB", "vs baseline"]
+    lines = [f"Device: {device_name}; torch {torch.__version__}", "", "| " + " | ".join(header) + " |"]
+    lines.append("|" + " --- |" * len(header))
+    for r in results:
+        cells = [str(r.seq), r.method, r.impl, f"{r.micro_batch} x {r.accumulation}", _checkpointed(r)]
+        cells += ["yes" if r.compiled else "no", r.error or _cell(r.tokens_per_second, "{:,.0f}")]
+        cells += [_cell(r.mfu, "{:.1%}"), _cell(r.peak_memory_gib, "{:.1f}"), _cell(r.vs_baseline, "{:.2f}x")]
+        lines.append("| " + " | ".join(cells) + " |")
+    for seq in sorted({r.seq for r in results}):
+        ours = {r.method: r.tokens_per_second for r in results if (r.seq, r.impl, r.error) == (seq, "ours", None)}
+        if ours.get("full") and ours.get("lora"):
+            lines.append(f"\nours, sequence {seq}: LoRA / full tokens/s = {ours['lora'] / ours['full']:.2f}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    args = parse_args()
+    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    torch.manual_seed(0)
+    results = run_all(args, device)
+    table = markdown(results, device_name)
+    print(table, flush=True)
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "bench.md").write_text(table + "\n")
+        payload = {
+            "device": device_name,
+            "torch": torch.__version__,
+            "args": vars(args),
+            "results": [asdict(r) for r in results],
+        }
+        (out / "bench.json").write_text(json.dumps(payload, indent=1))
+
+
+if __name__ == "__main__":
+    main()
