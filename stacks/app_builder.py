@@ -8,6 +8,7 @@ import aws_cdk as cdk
 
 from config import Settings
 from stacks.dataset_stack import DatasetStack
+from stacks.log_groups import DeclareFunctionLogGroups
 from stacks.nag import add_nag_checks
 
 STACK_PREFIX = "LegalGptj"
@@ -33,5 +34,6 @@ def build_pipeline(app: cdk.App, settings: Settings) -> PipelineStacks:
     stacks = PipelineStacks(dataset=dataset)
     for stack in stacks.all():
         cdk.Tags.of(stack).add("project", "legal-gptj")
+    cdk.Aspects.of(app).add(DeclareFunctionLogGroups())
     add_nag_checks(app)
     return stacks
