@@ -97,12 +97,15 @@ class _S3Writer(ObjectWriter):
     def write(self, data: bytes) -> None:
         if self._closed:
             raise SinkError(f"write after close for {self._sink.uri(self._key)}")
-        self._buffer += data
         part_size = self._sink.part_size
-        while len(self._buffer) >= part_size:
-            chunk = bytes(self._buffer[:part_size])
-            del self._buffer[:part_size]
-            self._upload_part(chunk)
+        view = memoryview(data)
+        while len(self._buffer) + len(view) >= part_size:
+            take = part_size - len(self._buffer)
+            self._buffer += view[:take]
+            view = view[take:]
+            part, self._buffer = bytes(self._buffer), bytearray()
+            self._upload_part(part)
+        self._buffer += view
 
     def _upload_part(self, chunk: bytes) -> None:
         client, bucket = self._sink.client, self._sink.bucket

@@ -10,6 +10,8 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass
 
+_COUNT_SLICE = 64 * 1024
+
 
 class UndecodableTextError(ValueError):
     def __init__(self, offset: int, detail: str) -> None:
@@ -69,6 +71,11 @@ class DocumentText:
         return text.encode("utf-8")
 
     def _count(self, text: str) -> None:
+        # In slices, so that the list of words ``split`` builds stays small (a few hundred KB, not ~10 MB).
+        for start in range(0, len(text), _COUNT_SLICE):
+            self._count_slice(text[start : start + _COUNT_SLICE])
+
+    def _count_slice(self, text: str) -> None:
         if not text:
             return
         words = text.split()
@@ -77,6 +84,6 @@ class DocumentText:
         if words:
             counts.words += len(words)
             if self._in_word and not text[0].isspace():
-                counts.words -= 1  # a word split across two chunks
+                counts.words -= 1  # a word split across two slices
             counts.non_space_characters += sum(map(len, words))
         self._in_word = not text[-1].isspace()
