@@ -129,7 +129,11 @@ def config_from_event(event: Any) -> tuple[PrepConfig, str]:
 
 
 def _download_policy(context: Any) -> DownloadPolicy:
-    budget = float(os.environ.get("DOWNLOAD_MAX_SECONDS") or DownloadPolicy().max_total_seconds)
+    raw = os.environ.get("DOWNLOAD_MAX_SECONDS") or str(DownloadPolicy().max_total_seconds)
+    try:
+        budget = float(raw)
+    except ValueError:
+        raise ConfigError(f"DOWNLOAD_MAX_SECONDS must be a number of seconds, got {raw!r}") from None
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     if callable(remaining_ms):
         left = float(remaining_ms()) / 1000.0 - _PROCESSING_RESERVE_S

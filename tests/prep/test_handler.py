@@ -129,3 +129,6 @@ def test_download_budget_respects_remaining_time(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DOWNLOAD_MAX_SECONDS", "100")
     assert _download_policy(FakeContext(900_000)).max_total_seconds == 100
     assert _download_policy(None).max_total_seconds == 100
+    monkeypatch.setenv("DOWNLOAD_MAX_SECONDS", "ten")
+    with pytest.raises(ConfigError, match="DOWNLOAD_MAX_SECONDS must be a number"):
+        _download_policy(None)
