@@ -10,6 +10,7 @@ from config import Settings
 from stacks.dataset_stack import DatasetStack
 from stacks.log_groups import DeclareFunctionLogGroups
 from stacks.nag import add_nag_checks
+from stacks.serving_stack import ServingStack
 
 STACK_PREFIX = "LegalGptj"
 
@@ -17,9 +18,10 @@ STACK_PREFIX = "LegalGptj"
 @dataclass(frozen=True)
 class PipelineStacks:
     dataset: DatasetStack
+    serving: ServingStack
 
     def all(self) -> list[cdk.Stack]:
-        return [self.dataset]
+        return [self.dataset, self.serving]
 
 
 def build_pipeline(app: cdk.App, settings: Settings) -> PipelineStacks:
@@ -31,7 +33,17 @@ def build_pipeline(app: cdk.App, settings: Settings) -> PipelineStacks:
         env=env,
         description="Legal GPT-J: dataset bucket and prep (stateful)",
     )
-    stacks = PipelineStacks(dataset=dataset)
+    # Always synthesized, with zero endpoints when none is configured: switching one off and deploying removes it.
+    serving = ServingStack(
+        app,
+        f"{STACK_PREFIX}Serving",
+        settings=settings,
+        store=dataset.store,
+        env=env,
+        description="Legal GPT-J: inference endpoints, autoscaling and alarms (bills by the hour while one exists)",
+    )
+    serving.add_stack_dependency(dataset)
+    stacks = PipelineStacks(dataset=dataset, serving=serving)
     for stack in stacks.all():
         cdk.Tags.of(stack).add("project", "legal-gptj")
     cdk.Aspects.of(app).add(DeclareFunctionLogGroups())

@@ -66,6 +66,27 @@ def synth(**overrides: object) -> Assembly:
 CONFIGURATIONS: dict[str, dict[str, object]] = {
     "default": {},
     "retain_data": {"retain_data": True},
+    # Serving: each endpoint switch, both together on the notebook's fine-tuned instance type (fp16, Turing) with
+    # non-default autoscaling and an alarm e-mail, and both in another region (image account and ARNs).
+    "base_endpoint": {"deploy_base_endpoint": True},
+    "fine_tuned_endpoint": {"fine_tuned_job": "legal-gptj-full-2024-06-01-12-00-00"},
+    "both_endpoints_g4dn": {
+        "deploy_base_endpoint": True,
+        "fine_tuned_job": "legal-gptj-full-2024-06-01-12-00-00",
+        "endpoint_instance_type": "ml.g4dn.12xlarge",
+        "endpoint_min_capacity": 2,
+        "endpoint_max_capacity": 4,
+        "endpoint_target_invocations": 25,
+        "endpoint_scale_in_cooldown_seconds": 600,
+        "endpoint_scale_out_cooldown_seconds": 120,
+        "idle_alarm_hours": 12,
+        "notification_email": "ops@example.com",
+    },
+    "both_endpoints_eu_west_1": {
+        "region": "eu-west-1",
+        "deploy_base_endpoint": True,
+        "fine_tuned_job": "legal-gptj-lora-2024-07-01-08-30-00",
+    },
 }
 
 _VOLATILE = [

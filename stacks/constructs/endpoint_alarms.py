@@ -1,0 +1,136 @@
+"""An endpoint's metrics and the alarms on them: errors, latency, GPU memory, and an endpoint nobody uses."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from stacks.constructs.endpoint_role import ENDPOINT_METRICS_NAMESPACE
+from stacks.constructs.serving_container import GPU_MEMORY_UTILIZATION
+
+# Invocation metrics (count, errors, latency) come from SageMaker itself.
+INVOCATION_NAMESPACE = "AWS/SageMaker"
+PERIOD = cdk.Duration.minutes(5)
+# A 200-token answer takes seconds; a p90 above this for three periods in a row means requests are queueing.
+MODEL_LATENCY_P90_SECONDS = 30
+LATENCY_EVALUATION_PERIODS = 3
+# vLLM reserves GPU_MEMORY_UTILIZATION of each GPU up front, so the metric sits near that value by design; the
+# alarm is for memory used beyond the reservation (a leak, or another process), i.e. close to out-of-memory.
+GPU_MEMORY_MARGIN_PERCENT = 5
+GPU_MEMORY_EVALUATION_PERIODS = 3
+
+
+def endpoint_metric(
+    endpoint_name: str,
+    variant_name: str,
+    metric_name: str,
+    *,
+    statistic: str,
+    period: cdk.Duration = PERIOD,
+    namespace: str = INVOCATION_NAMESPACE,
+    label: str | None = None,
+) -> cloudwatch.Metric:
+    return cloudwatch.Metric(
+        namespace=namespace,
+        metric_name=metric_name,
+        dimensions_map={"EndpointName": endpoint_name, "VariantName": variant_name},
+        statistic=statistic,
+        period=period,
+        label=label,
+    )
+
+
+def gpu_memory_threshold_percent(gpus: int) -> float:
+    """SageMaker reports GPU memory utilisation summed over the instance's GPUs (0-100 % times the GPU count)."""
+    return (GPU_MEMORY_UTILIZATION * 100 + GPU_MEMORY_MARGIN_PERCENT) * gpus
+
+
+class EndpointAlarms(Construct):
+    """Four alarms for one endpoint variant, all notifying `topic`."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        label: str,
+        endpoint_name: str,
+        variant_name: str,
+        gpus: int,
+        idle_hours: int,
+        topic: sns.ITopic,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        def metric(
+            name: str, statistic: str, *, period: cdk.Duration = PERIOD, namespace: str = INVOCATION_NAMESPACE
+        ) -> cloudwatch.Metric:
+            return endpoint_metric(
+                endpoint_name, variant_name, name, statistic=statistic, period=period, namespace=namespace
+            )
+
+        self.server_errors = cloudwatch.Alarm(
+            self,
+            "ServerErrors",
+            metric=metric("Invocation5XXErrors", "Sum"),
+            threshold=1,
+            evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            # No invocations, no datapoints: silence is not an error.
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"The {label} endpoint returned 5XX errors: see /aws/sagemaker/Endpoints/ in the logs.",
+        )
+        self.latency = cloudwatch.Alarm(
+            self,
+            "ModelLatencyP90",
+            # ModelLatency is in microseconds.
+            metric=metric("ModelLatency", "p90"),
+            threshold=MODEL_LATENCY_P90_SECONDS * 1_000_000,
+            evaluation_periods=LATENCY_EVALUATION_PERIODS,
+            datapoints_to_alarm=LATENCY_EVALUATION_PERIODS,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=(
+                f"The {label} endpoint's p90 model latency stayed above {MODEL_LATENCY_P90_SECONDS} s: requests are "
+                "queueing; raise endpoint_max_capacity or lower endpoint_target_invocations."
+            ),
+        )
+        self.gpu_memory = cloudwatch.Alarm(
+            self,
+            "GpuMemory",
+            metric=metric("GPUMemoryUtilization", "Maximum", namespace=ENDPOINT_METRICS_NAMESPACE),
+            threshold=gpu_memory_threshold_percent(gpus),
+            evaluation_periods=GPU_MEMORY_EVALUATION_PERIODS,
+            datapoints_to_alarm=GPU_MEMORY_EVALUATION_PERIODS,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=(
+                f"The {label} endpoint uses more GPU memory than vLLM reserves ({GPU_MEMORY_UTILIZATION:.0%} per GPU, "
+                f"{gpus} GPUs): it is close to running out."
+            ),
+        )
+        # SageMaker publishes no Invocations datapoint for a period without invocations: missing data is the idle
+        # signal itself, so it breaches. Hourly sums keep the whole window within CloudWatch's one-day limit.
+        self.idle = cloudwatch.Alarm(
+            self,
+            "Idle",
+            metric=metric("Invocations", "Sum", period=cdk.Duration.hours(1)),
+            threshold=1,
+            evaluation_periods=idle_hours,
+            datapoints_to_alarm=idle_hours,
+            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
+            alarm_description=(
+                f"The {label} endpoint has had no invocations for {idle_hours} h but bills for every hour it exists: "
+                "turn it off in the configuration and run cdk deploy."
+            ),
+        )
+        action = cloudwatch_actions.SnsAction(topic)
+        for alarm in self.all():
+            alarm.add_alarm_action(action)
+
+    def all(self) -> list[cloudwatch.Alarm]:
+        return [self.server_errors, self.latency, self.gpu_memory, self.idle]

@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct, IValidation
+
+from stacks.nag import acknowledge
+from stacks.serving_image import ServingImage
+
+# Where SageMaker writes an endpoint's logs (one group per endpoint, named after it) and the per-instance metrics
+# (CPU, GPU, memory, disk).
+ENDPOINT_LOG_GROUP_PREFIX = "/aws/sagemaker/Endpoints/"
+ENDPOINT_METRICS_NAMESPACE = "/aws/sagemaker/Endpoints"
+
+
+class EndpointRole(Construct):
+    """One endpoint's execution role: pull its image, write its own logs and metrics; nothing else.
+
+    Model access (a read-only grant on one model prefix) is added by the caller, and only where the model comes
+    from S3. Never AmazonSageMakerFullAccess (DESIGN.md §4).
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, image: ServingImage, log_group: logs.ILogGroup, description: str
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.role = iam.Role(
+            self, "Role", assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"), description=description
+        )
+        # The image's repository only (the deep learning container account holds many).
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], resources=[image.repository_arn]
+            )
+        )
+        # GetAuthorizationToken has no resource-level permissions: IAM only accepts `*` for it.
+        self.role.add_to_principal_policy(iam.PolicyStatement(actions=["ecr:GetAuthorizationToken"], resources=["*"]))
+        # Its own log group only, which the stack declares (named after the endpoint) so that it has a retention
+        # and goes with the stack; hence no logs:CreateLogGroup.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogStream", "logs:DescribeLogStreams", "logs:PutLogEvents"],
+                resources=[log_group.log_group_arn],
+            )
+        )
+        # PutMetricData has no resource-level permissions either; the namespace condition is the scope.
+        self.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["cloudwatch:PutMetricData"],
+                resources=["*"],
+                conditions={"StringEquals": {"cloudwatch:namespace": ENDPOINT_METRICS_NAMESPACE}},
+            )
+        )
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Only ecr:GetAuthorizationToken and cloudwatch:PutMetricData use *: neither supports resource-level "
+            "permissions; the metric write is limited to the /aws/sagemaker/Endpoints namespace by a condition.",
+        )
+
+
+def nag_token(stack: cdk.Stack, value: str) -> str:
+    """How cdk-nag spells a (possibly tokenized) resource string in a finding's id.
+
+    References become `<LogicalId>` / `<LogicalId.Attribute>`, pseudo parameters `<AWS::AccountId>`, and other
+    intrinsics (such as `Fn::GetStackOutput` of a weak cross-stack reference) their compact JSON.
+    """
+    resolved = stack.resolve(value)
+    parts: list[Any] = resolved["Fn::Join"][1] if isinstance(resolved, dict) and "Fn::Join" in resolved else [resolved]
+
+    def spell(part: Any) -> str:
+        if isinstance(part, str):
+            return part
+        if isinstance(part, dict) and "Ref" in part:
+            return f"<{part['Ref']}>"
+        if isinstance(part, dict) and "Fn::GetAtt" in part:
+            return f"<{'.'.join(part['Fn::GetAtt'])}>"
+        return json.dumps(part, separators=(",", ":"))
+
+    return "".join(spell(part) for part in parts)
+
+
+@jsii.implements(IValidation)
+class _AcknowledgeOnceResolved:
+    def __init__(self, construct: Construct, rule: str, resource: str, reason: str) -> None:
+        self.construct, self.rule, self.resource, self.reason = construct, rule, resource, reason
+
+    def validate(self) -> list[str]:
+        token = nag_token(cdk.Stack.of(self.construct), self.resource)
+        acknowledge(self.construct, f"{self.rule}[Resource::{token}]", self.reason)
+        return []
+
+
+def acknowledge_resolved(construct: Construct, rule: str, resource: str, reason: str) -> None:
+    """Acknowledge a finding on `resource` as cdk-nag will spell it once cross-stack references are resolved.
+
+    A reference to another stack's resource only becomes its final intrinsic (`Fn::GetStackOutput` for this app's
+    weak references) when the app is prepared for synthesis, after construction; construct validations run after
+    that preparation and before the cdk-nag plugin, so the acknowledgement is made there, for exactly that string.
+    """
+    construct.node.add_validation(_AcknowledgeOnceResolved(construct, rule, resource, reason))
