@@ -34,8 +34,8 @@ from pathlib import Path
 
 import torch
 from arguments import FinetuneArguments
+from finetune import LORA_TARGET_MODULES, add_lora
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from train import LORA_TARGET_MODULES, add_lora
 from transformers import AutoModelForCausalLM, GPTJConfig
 from transformers.models.gptj.modeling_gptj import GPTJBlock
 

@@ -1,0 +1,251 @@
+"""Fixtures for the training script's CPU tests: real prep output and a tiny GPT-J saved like a Hub model."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINING = ROOT / "training"
+# train.py runs with training/ as its import root (SageMaker's source_dir); the tests import its modules the same way.
+sys.path.insert(0, str(TRAINING))
+
+EOS = "<|endoftext|>"
+BLOCK_SIZE = 32
+
+
+@dataclass(frozen=True)
+class TextChannels:
+    train: Path
+    validation: Path
+
+
+def prepare_text(directory: Path, documents: int = 16) -> TextChannels:
+    """The dataset prep's real output (train.txt, validation.txt) from a synthetic archive."""
+    from lambdas.dataset_prep import LocalDirSink, PrepConfig, prepare
+    from tests.fixtures.archive import build_synthetic_archive
+
+    archive = build_synthetic_archive(directory / "dataset.zip", uk_train_docs=documents, uk_test_docs=2)
+    manifest = prepare(
+        archive.path, LocalDirSink(directory / "out"), PrepConfig(doc_count=documents, validation="summaries")
+    )
+    return TextChannels(
+        train=(directory / "out" / manifest.train.key).parent,
+        validation=(directory / "out" / manifest.validation_output.key).parent,
+    )
+
+
+def make_tiny_model(directory: Path, text_files: list[Path]) -> Path:
+    """A random-init 2-layer GPT-J and a byte-level BPE tokenizer trained on the text, saved like a Hub model."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
+
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=384, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train([str(path) for path in text_files], trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS)
+    config = GPTJConfig(
+        vocab_size=len(tokenizer),
+        n_positions=128,
+        n_embd=64,
+        n_layer=2,
+        n_head=4,
+        rotary_dim=8,
+        bos_token_id=tokenizer.eos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    torch.manual_seed(0)
+    GPTJForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def text(tmp_path_factory: pytest.TempPathFactory) -> TextChannels:
+    return prepare_text(tmp_path_factory.mktemp("prep"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, text: TextChannels) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-gptj"), sorted(text.train.glob("*.txt")))
+
+
+def script_env(root: Path, text: TextChannels, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The SageMaker environment of a job, pointing at local folders under root; no network."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SM_", "RANK", "LOCAL_RANK", "WORLD_SIZE"))
+    }
+    env.update(
+        SM_CHANNEL_TRAIN=str(text.train),
+        SM_CHANNEL_VALIDATION=str(text.validation),
+        SM_MODEL_DIR=str(root / "model"),
+        SM_OUTPUT_DATA_DIR=str(root / "output"),
+        SM_NUM_GPUS="0",
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra or {})
+    return env
+
+
+@dataclass(frozen=True)
+class Run:
+    """A finished train.py run: its folders and everything it printed."""
+
+    root: Path
+    returncode: int
+    output: str
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return json.loads((self.root / "output" / "metrics.json").read_text())
+
+
+TIMEOUT = 600  # generous: the machine may be shared with other test runs
+
+
+class Launched:
+    """A subprocess started in the background and collected later, so that the slow runs overlap with each other
+    and with the in-process tests. after: start only once that run has finished. kill_on: SIGKILL the process
+    group (a spot interruption) as soon as a line starts with this."""
+
+    def __init__(
+        self,
+        root: Path,
+        command: list[str],
+        env: Mapping[str, str],
+        kill_on: str | None = None,
+        after: "Launched | None" = None,
+    ) -> None:
+        self.root = root
+        self.process: subprocess.Popen[str] | None = None
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._run, args=(command, env, kill_on, after), daemon=True)
+        self.thread.start()
+
+    def _run(self, command: list[str], env: Mapping[str, str], kill_on: str | None, after: "Launched | None") -> None:
+        if after is not None:
+            after.thread.join()
+        self.process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+        )
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+            if kill_on and line.startswith(kill_on):
+                self.kill()
+        self.process.wait()
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+
+    def result(self) -> Run:
+        self.thread.join(timeout=TIMEOUT)
+        if self.thread.is_alive():
+            self.kill()
+            self.thread.join()
+        assert self.process is not None
+        return Run(self.root, self.process.returncode, "".join(self.lines))
+
+
+def train_command(root: Path, model: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        str(TRAINING / "train.py"),
+        *("--model_name_or_path", str(model), "--checkpoint_dir", str(root / "checkpoints")),
+        *("--block_size", str(BLOCK_SIZE), "--logging_steps", "1", "--seed", "7", *args),
+    ]
+
+
+def launch_train(
+    root: Path,
+    text: TextChannels,
+    model: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    kill_on: str | None = None,
+) -> Launched:
+    return Launched(root, train_command(root, model, *args), script_env(root, text, env), kill_on)
+
+
+# The full fine-tuning run that the end-to-end tests share: 24 steps of 2 blocks each.
+FULL_ARGS = (
+    *("--method", "full", "--max_steps", "24", "--learning_rate", "3e-3", "--warmup_ratio", "0.1"),
+    *("--checkpoint_every_steps", "4", "--eval_every_steps", "12"),
+)
+LORA_ARGS = (
+    *("--method", "lora", "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "2e-2", "--max_steps", "8"),
+    *("--per_device_train_batch_size", "1", "--checkpoint_every_steps", "8"),
+)
+BENCH_ARGS = ("--tiny", "--steps", "2", "--warmup", "1", "--no_compile")
+
+
+@pytest.fixture(scope="session")
+def launches(
+    tmp_path_factory: pytest.TempPathFactory, text: TextChannels, tiny_model: Path
+) -> Iterator[dict[str, Launched]]:
+    """Every slow subprocess, started at once (the resumption as soon as the killed run is gone)."""
+    full, killed, lora, bench = (tmp_path_factory.mktemp(name) for name in ("full", "killed", "lora", "bench"))
+    launched = {
+        "full": launch_train(full, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2"),
+        # A spot interruption of a single-process run with 2 blocks per micro-batch...
+        "killed": launch_train(
+            killed, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2", kill_on="saved checkpoint"
+        ),
+        "lora": launch_train(lora, text, tiny_model, *LORA_ARGS, env={"SM_NUM_GPUS": "2"}),  # 2 DDP ranks
+        "bench": Launched(
+            bench,
+            [sys.executable, str(TRAINING / "bench.py"), *BENCH_ARGS],
+            script_env(bench, text, {"OUT": str(bench)}),
+        ),
+    }
+    # ...resumed in the same folders by 2 FSDP ranks (gloo) with 1 block each: the same 2 blocks per step.
+    launched["resumed"] = Launched(
+        killed,
+        train_command(killed, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "1"),
+        script_env(killed, text, {"SM_NUM_GPUS": "2"}),
+        after=launched["killed"],
+    )
+    yield launched
+    for run in launched.values():  # only still running when a test failed before collecting it
+        run.kill()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _start_slow_runs_first(request: pytest.FixtureRequest) -> None:
+    """Start the subprocesses before the first test when any collected test uses them."""
+    if any("launches" in item.fixturenames for item in request.session.items):
+        request.getfixturevalue("launches")
+
+
+@pytest.fixture(scope="session")
+def full_run(launches: dict[str, Launched]) -> Run:
+    run = launches["full"].result()
+    assert run.returncode == 0, run.output
+    return run

@@ -1,0 +1,109 @@
+"""End to end through the real script (subprocesses with a SageMaker-like environment), on the CPU."""
+
+import json
+import re
+import signal
+from pathlib import Path
+
+import checkpointing
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from tests.training.conftest import Launched, Run
+
+pytestmark = pytest.mark.slow
+
+
+def train_losses(output: str) -> list[tuple[int, float]]:
+    return [(int(step), float(loss)) for loss, step in re.findall(r"\{'loss': ([0-9.]+),.*'step': (\d+)\}", output)]
+
+
+def test_full_run_learns_and_reports_base_and_final_perplexity(full_run: Run) -> None:
+    losses = [loss for _, loss in train_losses(full_run.output)]
+    assert len(losses) == 24
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.3
+    metrics = full_run.metrics
+    assert metrics["base"]["step"] == 0 and metrics["final"]["step"] == 24
+    assert metrics["final"]["eval_perplexity"] < 0.7 * metrics["base"]["eval_perplexity"]
+    assert [r["step"] for r in metrics["history"] if "eval_loss" in r] == [0, 12, 24]
+    assert "eval perplexity: base" in full_run.output
+    assert "step 24/24 (100.0%)" in full_run.output
+
+
+def test_saved_model_is_a_hugging_face_folder_that_generates(full_run: Run) -> None:
+    files = {path.name for path in full_run.model_dir.iterdir()}
+    assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json"} <= files
+    config = json.loads((full_run.model_dir / "config.json").read_text())
+    assert config["architectures"] == ["GPTJForCausalLM"] and config["dtype"] == "float32"  # fp32 on the CPU
+    model = AutoModelForCausalLM.from_pretrained(full_run.model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(full_run.model_dir)
+    prompt = tokenizer("His Honour Judge Richards:", return_tensors="pt")
+    generated = model.generate(**prompt, max_new_tokens=8, min_new_tokens=8, do_sample=False)
+    assert generated.shape == (1, prompt["input_ids"].shape[1] + 8)
+    assert tokenizer.decode(generated[0]).startswith("His Honour Judge Richards:")
+
+
+def test_killed_run_resumes_from_its_newest_checkpoint_under_fsdp(launches: dict[str, Launched], full_run: Run) -> None:
+    killed = launches["killed"].result()
+    assert killed.returncode == -signal.SIGKILL, killed.output
+    saved = [int(step) for step in re.findall(r"^saved checkpoint \S+/step-(\d{8})$", killed.output, re.MULTILINE)]
+    assert saved and saved[0] == 4
+
+    # The conftest resumed it in the same folders as 2 FSDP ranks (gloo) with 1 block each.
+    resumed = launches["resumed"].result()
+    assert resumed.returncode == 0, resumed.output
+    assert "full fine-tuning on 2 x cpu" in resumed.output
+    match = re.search(r"^resumed from checkpoint \S+/step-\d{8} at step (\d+) ", resumed.output, re.MULTILINE)
+    assert match, resumed.output
+    step = int(match[1])
+    assert saved[-1] <= step < 24 and step % 4 == 0  # the newest complete checkpoint: no step lost, none redone
+    assert train_losses(resumed.output)[0][0] == step + 1
+    assert not list(resumed.checkpoint_dir.glob(".tmp-*"))
+
+    # The interruption changed nothing: same losses, weights and optimizer state as the uninterrupted run.
+    reference = dict(train_losses(full_run.output))
+    for done, loss in train_losses(resumed.output):
+        assert loss == pytest.approx(reference[done], abs=1e-5)
+    assert resumed.metrics["final"]["eval_loss"] == pytest.approx(full_run.metrics["final"]["eval_loss"], abs=1e-5)
+    weights, expected = (load_file(run.model_dir / "model.safetensors") for run in (resumed, full_run))
+    assert weights.keys() == expected.keys()
+    for name, tensor in expected.items():
+        torch.testing.assert_close(weights[name], tensor, atol=1e-5, rtol=1e-4)
+    final = [checkpointing.latest(run.checkpoint_dir) for run in (resumed, full_run)]
+    assert [folder.name for folder in final if folder] == ["step-00000024"] * 2
+    optimizer, optimizer_expected = (checkpointing.load(folder, "optimizer.pt") for folder in final if folder)
+    for name, state in optimizer_expected["state"].items():
+        assert int(optimizer["state"][name]["step"]) == int(state["step"]) == 24
+        torch.testing.assert_close(optimizer["state"][name]["exp_avg"], state["exp_avg"], atol=1e-6, rtol=1e-3)
+
+
+def test_lora_saves_merged_weights_that_match_the_adapter_model(
+    launches: dict[str, Launched], tiny_model: Path
+) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    run = launches["lora"].result()
+    assert run.returncode == 0, run.output
+    assert "lora fine-tuning on 2 x cpu" in run.output
+    assert not list(run.model_dir.glob("adapter*"))  # merged, never a bare adapter
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    adapter_model = get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model),
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"]),
+    )
+    folder = checkpointing.latest(run.checkpoint_dir)
+    assert folder is not None
+    adapters = checkpointing.load(folder, "model.pt")
+    assert adapters and all(".lora_A." in name or ".lora_B." in name for name in adapters)
+    assert not adapter_model.load_state_dict(adapters, strict=False).unexpected_keys
+    merged = AutoModelForCausalLM.from_pretrained(run.model_dir)
+    input_ids = torch.randint(0, base.config.vocab_size, (2, 32), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        logits_base, logits_adapter, logits_merged = (
+            m(input_ids=input_ids).logits for m in (base, adapter_model, merged)
+        )
+    torch.testing.assert_close(logits_merged, logits_adapter, atol=1e-5, rtol=1e-4)
+    assert (logits_merged - logits_base).abs().max() > 1e-2  # the adapters did change the model
