@@ -106,7 +106,7 @@ class FinetuneArguments:
         default=True, metadata={"help": "Recompute activations in the backward pass to save memory."}
     )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
-    lora_alpha: float = field(default=32.0, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
     lora_dropout: float = field(
         default=0.0, metadata={"help": "Dropout on the LoRA branch input (peft default 0; >0 copies every input)."}
     )
@@ -163,7 +163,7 @@ class FinetuneArguments:
             self.precision in ("auto", "fp16", "bf16", "fp32"), "precision", "auto, fp16, bf16 or fp32", self.precision
         )
         _require(self.lora_r >= 1, "lora_r", "an integer >= 1", self.lora_r)
-        _require(self.lora_alpha > 0, "lora_alpha", "a number > 0", self.lora_alpha)
+        _require(self.lora_alpha >= 1, "lora_alpha", "an integer >= 1", self.lora_alpha)
         _require(0 <= self.lora_dropout < 1, "lora_dropout", "a number in [0, 1)", self.lora_dropout)
         _require(self.seed >= 0, "seed", "an integer >= 0", self.seed)
         _require(self.logging_steps >= 1, "logging_steps", "an integer >= 1", self.logging_steps)
@@ -176,7 +176,7 @@ class FinetuneArguments:
 
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, FinetuneArguments]:
     """Parse `--key value` arguments; a bad or unknown one exits with status 2 and a message naming it."""
-    parser = HfArgumentParser((ModelArguments, DataArguments, FinetuneArguments))
+    parser = HfArgumentParser((ModelArguments, DataArguments, FinetuneArguments))  # type: ignore[arg-type]
     try:
         model_args, data_args, args = parser.parse_args_into_dataclasses(args=argv)
     except ValueError as error:  # raised by __post_init__ and for unknown arguments

@@ -31,6 +31,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from arguments import FinetuneArguments
@@ -39,8 +40,15 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import AutoModelForCausalLM, GPTJConfig
 from transformers.models.gptj.modeling_gptj import GPTJBlock
 
-GPTJ_6B = {"n_layer": 28, "n_embd": 4096, "n_head": 16, "rotary_dim": 64, "vocab_size": 50400, "n_positions": 2048}
-TINY = {
+GPTJ_6B: dict[str, Any] = {
+    "n_layer": 28,
+    "n_embd": 4096,
+    "n_head": 16,
+    "rotary_dim": 64,
+    "vocab_size": 50400,
+    "n_positions": 2048,
+}
+TINY: dict[str, Any] = {
     **{"n_layer": 2, "n_embd": 64, "n_head": 4, "rotary_dim": 8, "vocab_size": 512, "n_positions": 128},
     **{"bos_token_id": 0, "eos_token_id": 0},
 }
@@ -109,7 +117,9 @@ def peak_flops(device: torch.device, override: float | None) -> float | None:
 
 def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch.device) -> torch.nn.Module:
     with device:
-        model = AutoModelForCausalLM.from_config(config, dtype=torch.bfloat16, attn_implementation="sdpa")
+        model = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
+            config, dtype=torch.bfloat16, attn_implementation="sdpa"
+        )
     model.config.use_cache = False
     if result.checkpoint_every:
         model.activation_checkpointing_enable(every_n_layers=result.checkpoint_every)
@@ -122,7 +132,7 @@ def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch
             )
             return get_peft_model(model, lora)
         return add_lora(model, FinetuneArguments(method="lora", lora_r=lora_r, lora_alpha=2 * lora_r, lora_dropout=0.0))
-    return model
+    return cast(torch.nn.Module, model)
 
 
 def flops_per_token(model: torch.nn.Module, method: str) -> float:
@@ -198,7 +208,7 @@ def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device
 
 def run_all(args: argparse.Namespace, device: torch.device) -> list[Result]:
     config = GPTJConfig(**(TINY if args.tiny else GPTJ_6B))
-    results = []
+    results: list[Result] = []
     for seq in args.seq_lengths:
         for method in args.methods:
             for impl in args.impls:
@@ -261,9 +271,12 @@ def markdown(results: list[Result], device_name: str) -> str:
         cells += [_cell(r.mfu, "{:.1%}"), _cell(r.peak_memory_gib, "{:.1f}"), _cell(r.vs_baseline, "{:.2f}x")]
         lines.append("| " + " | ".join(cells) + " |")
     for seq in sorted({r.seq for r in results}):
-        ours = {r.method: r.tokens_per_second for r in results if (r.seq, r.impl, r.error) == (seq, "ours", None)}
-        if ours.get("full") and ours.get("lora"):
-            lines.append(f"\nours, sequence {seq}: LoRA / full tokens/s = {ours['lora'] / ours['full']:.2f}")
+        ours = {
+            r.method: r.tokens_per_second for r in results if (r.seq, r.impl) == (seq, "ours") and r.tokens_per_second
+        }
+        full, lora = ours.get("full"), ours.get("lora")
+        if full and lora:
+            lines.append(f"\nours, sequence {seq}: LoRA / full tokens/s = {lora / full:.2f}")
     return "\n".join(lines)
 
 

@@ -102,4 +102,4 @@ def eval_batches(
     indices = torch.arange(per_rank) * world_size + rank
     valid = indices < num_blocks
     indices = torch.where(valid, indices, 0)
-    return list(zip(indices.split(batch_size), valid.split(batch_size), strict=True))
+    return list(zip(torch.split(indices, batch_size), torch.split(valid, batch_size), strict=True))

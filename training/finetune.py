@@ -15,17 +15,19 @@ import datetime
 import json
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import checkpointing
 import torch
 import torch.distributed as dist
+import transformers
 from arguments import FinetuneArguments, ModelArguments, parse_args
 from data import BatchPlan, eval_batches, tokenize_and_pack
 from metrics import format_metrics
@@ -49,6 +51,7 @@ from transformers import (
     PreTrainedTokenizerBase,
     get_scheduler,
 )
+from transformers.models.gptj.modeling_gptj import GPTJBlock
 from transformers.utils import logging as transformers_logging
 
 LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"]
@@ -97,6 +100,35 @@ def broadcast(obj: Any, env: Distributed) -> Any:
     holder = [obj]
     dist.broadcast_object_list(holder, src=0)
     return holder[0]
+
+
+def has_kernels(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether a torch build for arch_list runs on a GPU of this compute capability: a cubin (sm_XY) runs on
+    the same major version with the same or a newer minor one, PTX (compute_XY) on the same or a newer GPU."""
+    for arch in arch_list:
+        match = re.fullmatch(r"(sm|compute)_(\d+)(\d)a?", arch)
+        if match:
+            built_for = (int(match[2]), int(match[3]))
+            if built_for <= capability and (match[1] == "compute" or built_for[0] == capability[0]):
+                return True
+    return False
+
+
+def check_runtime(env: Distributed) -> None:
+    """Log the versions; fail at once where this torch build has no kernels for the GPU (DESIGN.md D5: recent
+    CUDA builds dropped the V100's sm_70)."""
+    runtime = f"torch {torch.__version__}, transformers {transformers.__version__}"
+    if env.device.type != "cuda":
+        log(f"{runtime}, no GPU")
+        return
+    capability = torch.cuda.get_device_capability(env.device)
+    arch_list = torch.cuda.get_arch_list()
+    log(f"{runtime}, CUDA {torch.version.cuda} for {' '.join(arch_list)}; {torch.cuda.get_device_name(env.device)}")
+    if not has_kernels(capability, arch_list):
+        raise RuntimeError(
+            f"this torch build has no kernels for compute capability {capability} ({' '.join(arch_list)}): "
+            "use a container whose CUDA 12.x torch build includes it"
+        )
 
 
 def resolve_precision(requested: str, device: torch.device) -> torch.dtype:
@@ -159,7 +191,7 @@ def add_lora(model: PreTrainedModel, args: FinetuneArguments) -> torch.nn.Module
     for module in peft_model.modules():
         if isinstance(module, BaseTunerLayer):
             # peft would copy every activation to fp32 to match the adapters; autocast runs them in `dtype`.
-            module.cast_input_dtype_enabled = False
+            cast(Any, module).cast_input_dtype_enabled = False
     return peft_model
 
 
@@ -179,10 +211,10 @@ def prepare_model(
         # Sharding each block keeps one block's full weights in memory at a time; fully_shard moves the shards to
         # the GPU, so the fp32 model loaded on the CPU never lands whole on one GPU.
         policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
-        for block in model.transformer.h:
+        for block in [module for module in model.modules() if isinstance(module, GPTJBlock)]:
             fully_shard(block, mp_policy=policy)
         fully_shard(model, mp_policy=policy)
-    return model.to(env.device)
+    return cast(torch.nn.Module, model).to(env.device)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -295,7 +327,7 @@ def save_checkpoint(
 ) -> None:
     model_state = get_model_state_dict(model, options=_GATHER)
     optimizer_state = get_optimizer_state_dict(model, optimizer, options=_GATHER)
-    rng = [None] * env.world_size
+    rng: list[dict[str, torch.Tensor] | None] = [None] * env.world_size
     if env.world_size > 1:
         dist.all_gather_object(rng, rng_state(env))
     else:
@@ -368,7 +400,7 @@ def write_hf_model(
     config.use_cache = True
     # A model on the meta device costs no memory; the gathered tensors become its weights.
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        model = AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
     model.load_state_dict({name: tensor.to(dtype) for name, tensor in state.items()}, strict=True, assign=True)
     if generation_config.pad_token_id is None:  # GPT-J has no pad token; batched generation pads with EOS
         generation_config.pad_token_id = tokenizer.eos_token_id
@@ -386,7 +418,8 @@ def save_model(
     dtype: torch.dtype,
     env: Distributed,
 ) -> None:
-    hf_model = unwrap(model)
+    hf_model: Any = unwrap(model)  # the transformers model (FSDP-sharded or not) or the peft model
+    state: dict[str, Any] = {}
     if args.method == "lora":
         if env.is_main:  # merging is local: no collectives, so rank 0 merges alone
             hf_model = hf_model.merge_and_unload()
@@ -404,21 +437,22 @@ def format_duration(seconds: float) -> str:
 
 
 def main() -> None:
-    transformers_logging.disable_progress_bar()  # progress bars make unreadable CloudWatch logs
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # progress bars make unreadable CloudWatch logs
     # The training loop never modifies the model's outputs in place, which is what this warning is about.
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     # ShardedGradScaler's one-element inf flag becomes a replicated DTensor, as intended.
     warnings.filterwarnings("ignore", message="Found a non-scalar tensor with numel=1")
     model_args, data_args, args = parse_args()
     env = init_distributed()
+    check_runtime(env)
     dtype = resolve_precision(args.precision, env.device)
     torch.manual_seed(args.seed)
     log(f"{args.method} fine-tuning on {env.world_size} x {env.device.type}, {dtype}, {model_args.attn_implementation}")
 
-    model, tokenizer = load_model(model_args, args.method, dtype, env)
-    if data_args.block_size > model.config.n_positions:
+    base_model, tokenizer = load_model(model_args, args.method, dtype, env)
+    if data_args.block_size > base_model.config.n_positions:
         raise ValueError(
-            f"--block_size: expected at most the model's n_positions {model.config.n_positions}, "
+            f"--block_size: expected at most the model's n_positions {base_model.config.n_positions}, "
             f"got {data_args.block_size}"
         )
     train_blocks = tokenize_and_pack(Path(data_args.train_dir), tokenizer, data_args.block_size)
@@ -432,7 +466,7 @@ def main() -> None:
         f"{plan.blocks_per_step} blocks per step, {plan.steps_per_epoch} steps per epoch, {total_steps} steps"
     )
 
-    model = prepare_model(model, args, dtype, env)
+    model = prepare_model(base_model, args, dtype, env)
     params = [p for p in model.parameters() if p.requires_grad]
     log(f"trainable parameters: {sum(p.numel() for p in params):,}")
     optimizer = build_optimizer(params, args, env)

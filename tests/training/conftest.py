@@ -9,7 +9,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -56,7 +56,7 @@ def make_tiny_model(directory: Path, text_files: list[Path]) -> Path:
         vocab_size=384, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
     bpe.train([str(path) for path in text_files], trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS)  # type: ignore[no-untyped-call]
     config = GPTJConfig(
         vocab_size=len(tokenizer),
         n_positions=128,
@@ -123,7 +123,7 @@ class Run:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        return json.loads((self.root / "output" / "metrics.json").read_text())
+        return cast(dict[str, Any], json.loads((self.root / "output" / "metrics.json").read_text()))
 
 
 TIMEOUT = 600  # generous: the machine may be shared with other test runs
@@ -240,7 +240,7 @@ def launches(
 @pytest.fixture(scope="session", autouse=True)
 def _start_slow_runs_first(request: pytest.FixtureRequest) -> None:
     """Start the subprocesses before the first test when any collected test uses them."""
-    if any("launches" in item.fixturenames for item in request.session.items):
+    if any("launches" in getattr(item, "fixturenames", ()) for item in request.session.items):
         request.getfixturevalue("launches")
 
 

@@ -40,7 +40,7 @@ def test_hyperparameters_as_sagemaker_passes_them() -> None:
     argv += " --lora_r 8 --lora_alpha 16 --precision fp16 --max_steps -1 --block_size 2048"
     _, data_args, args = parse_args(argv.split())
     assert (args.method, args.epochs, args.learning_rate, args.gradient_checkpointing) == ("lora", 3.0, 1e-4, False)
-    assert (args.lora_r, args.lora_alpha, args.precision, args.max_steps) == (8, 16.0, "fp16", -1)
+    assert (args.lora_r, args.lora_alpha, args.precision, args.max_steps) == (8, 16, "fp16", -1)
     assert data_args.block_size == 2048
 
 
@@ -75,8 +75,8 @@ def test_bad_values_exit_with_a_message_naming_the_argument(
 
 def test_dataclasses_check_values_when_built_directly() -> None:
     with pytest.raises(ValueError, match="--attn_implementation: expected sdpa or eager"):
-        ModelArguments(attn_implementation="flash")  # type: ignore[arg-type]
+        ModelArguments(attn_implementation="flash")
     with pytest.raises(ValueError, match="--block_size"):
         DataArguments(block_size=0)
     with pytest.raises(ValueError, match="--method: expected full or lora"):
-        FinetuneArguments(method="qlora")  # type: ignore[arg-type]
+        FinetuneArguments(method="qlora")

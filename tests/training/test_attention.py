@@ -8,8 +8,11 @@ from transformers import GPTJConfig, GPTJForCausalLM
 
 def tiny_model(attn_implementation: str) -> GPTJForCausalLM:
     config = GPTJConfig(vocab_size=96, n_positions=64, n_embd=64, n_layer=2, n_head=4, rotary_dim=8)
+    config._attn_implementation = attn_implementation  # what from_pretrained(attn_implementation=...) sets
     torch.manual_seed(0)
-    return GPTJForCausalLM._from_config(config, attn_implementation=attn_implementation).eval()
+    model = GPTJForCausalLM(config)
+    model.train(False)
+    return model
 
 
 def test_sdpa_runs_torch_sdpa_and_matches_eager_logits() -> None:

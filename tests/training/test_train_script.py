@@ -42,7 +42,8 @@ def test_saved_model_is_a_hugging_face_folder_that_generates(full_run: Run) -> N
     prompt = tokenizer("His Honour Judge Richards:", return_tensors="pt")
     generated = model.generate(**prompt, max_new_tokens=8, min_new_tokens=8, do_sample=False)
     assert generated.shape == (1, prompt["input_ids"].shape[1] + 8)
-    assert tokenizer.decode(generated[0]).startswith("His Honour Judge Richards:")
+    decoded = tokenizer.decode(generated[0])
+    assert isinstance(decoded, str) and decoded.startswith("His Honour Judge Richards:")
 
 
 def test_killed_run_resumes_from_its_newest_checkpoint_under_fsdp(launches: dict[str, Launched], full_run: Run) -> None:

@@ -1,0 +1,49 @@
+"""Runtime checks of finetune.py that need no GPU: kernels for the GPU's architecture, precision choice."""
+
+import pytest
+import torch
+from finetune import has_kernels, resolve_precision
+
+CUDA_126 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]  # PyTorch's CUDA 12.6 arch list
+CUDA_128_27 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]  # 2.7 cu128: no Volta
+
+
+@pytest.mark.parametrize(
+    ("capability", "arch_list", "expected"),
+    [
+        ((7, 0), CUDA_126, True),  # V100 on a CUDA 12.6 build
+        ((7, 0), CUDA_128_27, False),  # V100 on a build without sm_70: fail before training
+        ((8, 6), ["sm_80"], True),  # a cubin runs on a newer minor version of its major
+        ((8, 0), ["sm_86"], False),
+        ((9, 0), ["sm_80", "compute_80"], True),  # PTX is compiled for newer GPUs
+        ((9, 0), ["sm_80"], False),
+        ((9, 0), ["sm_90a"], True),
+    ],
+)
+def test_has_kernels(capability: tuple[int, int], arch_list: list[str], expected: bool) -> None:
+    assert has_kernels(capability, arch_list) is expected
+
+
+def test_precision_on_the_cpu() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == torch.float32
+    assert resolve_precision("bf16", cpu) == torch.bfloat16
+
+
+@pytest.mark.parametrize(
+    ("capability", "auto"), [((7, 0), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)]
+)
+def test_precision_follows_the_gpu(
+    monkeypatch: pytest.MonkeyPatch, capability: tuple[int, int], auto: torch.dtype
+) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    gpu = torch.device("cuda", 0)
+    assert resolve_precision("auto", gpu) == auto
+    assert resolve_precision("fp32", gpu) == torch.float32
+    if capability < (8, 0):
+        with pytest.raises(
+            ValueError, match=r"--precision: bf16 needs compute capability >= 8.0, this GPU has \(7, 0\)"
+        ):
+            resolve_precision("bf16", gpu)
+    else:
+        assert resolve_precision("bf16", gpu) == torch.bfloat16
