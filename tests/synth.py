@@ -87,6 +87,33 @@ CONFIGURATIONS: dict[str, dict[str, object]] = {
         "deploy_base_endpoint": True,
         "fine_tuned_job": "legal-gptj-lora-2024-07-01-08-30-00",
     },
+    # Training: one job on spot, on an EBS-only type (volume key), every training setting off its default, in
+    # another region (image account, ARNs); and the tuning variant on spot.
+    "training_spot_ebs_eu_west_1": {
+        "region": "eu-west-1",
+        "training_instance_type": "ml.p3.16xlarge",
+        "training_instance_count": 2,
+        "training_volume_gb": 800,
+        "method": "lora",
+        "epochs": 2,
+        "learning_rate": 0.0001,
+        "block_size": 512,
+        "per_device_train_batch_size": 2,
+        "gradient_accumulation_steps": 8,
+        "doc_count": 250,
+        "use_spot": True,
+        "max_run_seconds": 20000,
+        "max_wait_seconds": 40000,
+        "notification_email": "ml@example.com",
+    },
+    "training_tuning_spot": {
+        "tuning_enabled": True,
+        "use_spot": True,
+        "tuning_max_jobs": 4,
+        "tuning_parallel_jobs": 2,
+        "tuning_learning_rate_min": 2e-05,
+        "tuning_learning_rate_max": 0.0003,
+    },
 }
 
 _VOLATILE = [

@@ -1,0 +1,1 @@
+"""Stops the training pipeline's running executions and their SageMaker jobs (see handler.py)."""

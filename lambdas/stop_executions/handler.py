@@ -1,0 +1,195 @@
+"""Stops the training pipeline's running executions and the SageMaker jobs they started (stdlib + boto3 only).
+
+Two callers:
+
+* The TrainingStack's custom resource (`handler.on_event`, through the CDK Provider framework): on Delete it stops
+  every RUNNING execution of the state machine named in its properties, stops their training or tuning jobs and
+  waits (within the invocation's time) until the jobs have left InProgress/Stopping, so that deleting the stack
+  leaves nothing billing and the job role still exists while a stopping job uploads its output. Create and Update
+  do nothing.
+* `make train ARGS=--stop` (ops/train.py) for the latest running execution.
+
+Job names are derived from the execution name (`job_base_name`); the state machine builds the same names with the
+JSONata expression in stacks/constructs/training_definition.py, which imports the constants below so that the two
+rules cannot drift apart. A retried attempt appends `-r<attempt>` to the base name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+JOB_NAME_PREFIX = "legal-gptj-"
+# SageMaker caps tuning job names at 32 characters; "-r<attempt>" (3 characters) must still fit.
+MAX_TUNING_JOB_NAME = 32
+RETRY_SUFFIX_CHARS = 3
+EXECUTION_NAME_CHARS = MAX_TUNING_JOB_NAME - RETRY_SUFFIX_CHARS - len(JOB_NAME_PREFIX)
+# Characters that SageMaker job names allow ([a-zA-Z0-9-]); everything else in the execution name is dropped.
+DISALLOWED_CHARACTERS = "[^A-Za-z0-9-]"
+ACTIVE_JOB_STATUSES = frozenset({"InProgress", "Stopping"})
+STOP_ERROR = "PipelineStopped"
+# Left for the Provider framework to report back after the wait, out of the invocation's time.
+RESPONSE_RESERVE_S = 30.0
+POLL_SECONDS = 15.0
+
+
+def job_base_name(execution_name: str) -> str:
+    """The job name of an execution's first attempt: the prefix, then the first allowed characters of its name."""
+    kept = re.sub(DISALLOWED_CHARACTERS, "", execution_name)[:EXECUTION_NAME_CHARS]
+    return re.sub("-+$", "", JOB_NAME_PREFIX + kept)
+
+
+def attempt_job_name(base: str, attempt: int) -> str:
+    return base if attempt == 1 else f"{base}-r{attempt}"
+
+
+def is_job_of(base: str, job_name: str) -> bool:
+    """Whether `job_name` is one of the attempts of the execution whose base name is `base` (not a tuning job's
+    child, and not another execution whose name merely starts the same way)."""
+    return re.fullmatch(re.escape(base) + r"(-r\d+)?", job_name) is not None
+
+
+@dataclass(frozen=True)
+class Job:
+    kind: str  # "training" or "tuning"
+    name: str
+
+
+def _log(message: str, **fields: Any) -> None:
+    print(json.dumps({"message": message, **fields}, default=str), flush=True)
+
+
+def running_executions(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]:
+    """RUNNING executions of the state machine, newest first; none when the state machine is gone."""
+    executions: list[dict[str, Any]] = []
+    try:
+        for page in sfn.get_paginator("list_executions").paginate(
+            stateMachineArn=state_machine_arn, statusFilter="RUNNING"
+        ):
+            executions.extend(page.get("executions", []))
+    except sfn.exceptions.StateMachineDoesNotExist:
+        return []
+    return sorted(executions, key=lambda e: e["startDate"], reverse=True)
+
+
+def _pages(call: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    token: str | None = None
+    while True:
+        page = call(**kwargs, **({"NextToken": token} if token else {}))
+        yield from page.get(key, [])
+        token = page.get("NextToken")
+        if not token:
+            return
+
+
+def active_jobs(sagemaker: Any, base: str) -> list[Job]:
+    """The execution's training or tuning jobs that are still in progress."""
+    jobs = [
+        Job("tuning", summary["HyperParameterTuningJobName"])
+        for summary in _pages(
+            sagemaker.list_hyper_parameter_tuning_jobs,
+            "HyperParameterTuningJobSummaries",
+            NameContains=base,
+            StatusEquals="InProgress",
+        )
+    ]
+    jobs += [
+        Job("training", summary["TrainingJobName"])
+        for summary in _pages(
+            sagemaker.list_training_jobs, "TrainingJobSummaries", NameContains=base, StatusEquals="InProgress"
+        )
+    ]
+    return [job for job in jobs if is_job_of(base, job.name)]
+
+
+def stop_job(sagemaker: Any, job: Job) -> None:
+    if job.kind == "tuning":
+        sagemaker.stop_hyper_parameter_tuning_job(HyperParameterTuningJobName=job.name)
+    else:
+        sagemaker.stop_training_job(TrainingJobName=job.name)
+
+
+def job_status(sagemaker: Any, job: Job) -> str:
+    if job.kind == "tuning":
+        described = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=job.name)
+        return str(described["HyperParameterTuningJobStatus"])
+    return str(sagemaker.describe_training_job(TrainingJobName=job.name)["TrainingJobStatus"])
+
+
+def stop_execution_and_jobs(sfn: Any, sagemaker: Any, execution: Mapping[str, Any], reason: str) -> list[Job]:
+    """Stop one execution, then its jobs: Step Functions also tries to stop a `.sync` job when its execution stops,
+    but that is best effort, and on stack deletion its role may be gone before it gets there."""
+    with contextlib.suppress(sfn.exceptions.ExecutionDoesNotExist):
+        sfn.stop_execution(executionArn=execution["executionArn"], error=STOP_ERROR, cause=reason)
+    jobs = active_jobs(sagemaker, job_base_name(str(execution["name"])))
+    for job in jobs:
+        stop_job(sagemaker, job)
+    _log("stopped", execution=execution["executionArn"], jobs=[job.name for job in jobs])
+    return jobs
+
+
+def wait_until_stopped(
+    sagemaker: Any,
+    jobs: list[Job],
+    deadline: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = POLL_SECONDS,
+) -> list[Job]:
+    """Poll until every job has left InProgress/Stopping or `deadline` (a `clock()` value) passes; the jobs still
+    active then."""
+    pending = list(jobs)
+    while pending:
+        pending = [job for job in pending if job_status(sagemaker, job) in ACTIVE_JOB_STATUSES]
+        if not pending or clock() + poll_seconds > deadline:
+            break
+        sleep(poll_seconds)
+    return pending
+
+
+def stop_all(
+    sfn: Any,
+    sagemaker: Any,
+    state_machine_arn: str,
+    reason: str,
+    deadline: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[Job]:
+    """Stop every running execution and its jobs, then wait for the jobs; returns the jobs still stopping."""
+    jobs: list[Job] = []
+    for execution in running_executions(sfn, state_machine_arn):
+        jobs += stop_execution_and_jobs(sfn, sagemaker, execution, reason)
+    left = wait_until_stopped(sagemaker, jobs, deadline, clock=clock, sleep=sleep)
+    if left:
+        # They stop on their own (SageMaker never leaves a job in Stopping); deletion need not wait any longer.
+        _log("still stopping at the deadline", jobs=[job.name for job in left])
+    return left
+
+
+def on_event(event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+    """Provider framework entry point. A failure on Delete fails the stack deletion with the error, which is what
+    we want: a job left running would bill for hours."""
+    properties = event.get("ResourceProperties", {})
+    state_machine_arn = str(properties["StateMachineArn"])
+    physical_id = str(event.get("PhysicalResourceId") or f"{state_machine_arn}/stop-on-delete")
+    _log("event", request=event["RequestType"], state_machine=state_machine_arn)
+    if event["RequestType"] == "Delete":
+        remaining_s = context.get_remaining_time_in_millis() / 1000.0 if context is not None else 600.0
+        stop_all(
+            boto3.client("stepfunctions"),
+            boto3.client("sagemaker"),
+            state_machine_arn,
+            reason="The training stack is being deleted.",
+            deadline=time.monotonic() + remaining_s - RESPONSE_RESERVE_S,
+        )
+    return {"PhysicalResourceId": physical_id}

@@ -1,0 +1,466 @@
+"""The training pipeline's state machine definition (Amazon States Language with JSONata), built as plain data.
+
+No constructs here: `definition(spec)` returns the ASL document, `training_job_request(spec)` and
+`tuning_job_request(spec)` the SageMaker requests inside it, so that tests can read them without a synth.
+The values in `PipelineSpec` may be CDK tokens; the construct serializes the document with `Stack.to_json_string`.
+
+Why hand-written ASL instead of the CDK's task constructs: the L2 `SageMakerCreateTrainingJob` has no spot or
+checkpoint fields and grants `Resource: *`, and there is no L2 for tuning jobs. Why JSONata: defaults for the
+execution input, its validation, the job name derived from the execution name and the retry delay are
+expressions; in JSONPath they would take several extra states.
+
+States (docs/training-pipeline.md has the diagram):
+  ReadInput -> ValidateInput -> PrepareDataset -> TrainModel | TuneModel -> [FindBestTrainingJob] -> ModelReady
+  failures of TrainModel/TuneModel -> ShouldRetry -> WaitBeforeRetry -> (again) | NotifyFailure -> TrainingFailed
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from config import TRAINING_INSTANCE_TYPES, Settings
+from config.settings import UK_ABS_TRAIN_DOCUMENTS
+from lambdas.stop_executions.handler import DISALLOWED_CHARACTERS, EXECUTION_NAME_CHARS, JOB_NAME_PREFIX
+from stacks.constructs.dataset_bucket import CHECKPOINT_PREFIX, MODELS_PREFIX
+
+TRAINING_ROOT = Path(__file__).resolve().parents[2] / "training"
+ENTRY_POINT = "train.py"
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+OBJECTIVE_METRIC = "eval:loss"
+PROJECT_TAG = {"Key": "project", "Value": "legal-gptj"}
+
+# Execution input: what a run may change without a deploy. Everything else (instance type, learning rate, spot,
+# tuning) stays in the deployed configuration, the reviewable record of what the pipeline runs.
+OVERRIDABLE_INPUT = ("doc_count", "epochs", "method")
+IGNORED_INPUT = ("Comment",)  # the console's default input is {"Comment": "..."}
+EPOCHS_RANGE = (1, 100)
+METHODS = ("full", "lora")
+
+# Capacity retries: a new attempt (a new job name, since SageMaker never reuses one) after a wait that doubles.
+MAX_ATTEMPTS = 4
+FIRST_RETRY_DELAY_S = 600
+MAX_RETRY_DELAY_S = 3600
+# Errors worth another attempt later. API errors come as `SageMaker.<Exception>`; a job that failed after it
+# started comes as `States.TaskFailed` with the job description as the cause, whose FailureReason says
+# `CapacityError: Unable to provision requested ML compute capacity` when the instances could not be had.
+RETRYABLE_ERRORS = ("SageMaker.ResourceLimitExceededException", "SageMaker.CapacityError")
+CAPACITY_CAUSE = "/CapacityError|InsufficientCapacity|insufficient capacity/i"
+# Transient API errors: retried in place (the job was not created, so the same name is free).
+THROTTLING_ERRORS = ("SageMaker.ThrottlingException", "SageMaker.InternalServerError", "SageMaker.ServiceUnavailable")
+LAMBDA_TRANSIENT_ERRORS = (
+    "Lambda.ClientExecutionTimeoutException",
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+)
+PREP_TIMEOUT_S = 960  # the prep Lambda's 15 minutes, and a minute to spare
+
+
+def _load_metrics_module() -> Any:
+    spec = importlib.util.spec_from_file_location("legal_gptj_training_metrics", TRAINING_ROOT / "metrics.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Defined once in training/metrics.py (stdlib only), next to the code that prints the lines they parse.
+METRIC_DEFINITIONS: list[dict[str, str]] = [dict(d) for d in _load_metrics_module().METRIC_DEFINITIONS]
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    """What the definition needs; the strings may be CDK tokens."""
+
+    settings: Settings
+    partition: str
+    bucket_name: str
+    key_arn: str
+    job_role_arn: str
+    prep_function_arn: str
+    topic_arn: str
+    source_s3_uri: str
+    image_uri: str
+
+    @property
+    def models_s3_uri(self) -> str:
+        return f"s3://{self.bucket_name}/{MODELS_PREFIX}"
+
+    @property
+    def checkpoints_s3_uri(self) -> str:
+        return f"s3://{self.bucket_name}/{CHECKPOINT_PREFIX}"
+
+    @property
+    def training_state(self) -> str:
+        return "TuneModel" if self.settings.tuning_enabled else "TrainModel"
+
+
+def _expr(expression: str) -> str:
+    return "{% " + expression + " %}"
+
+
+def _js(value: str) -> str:
+    """A JSONata string literal (single-quoted, so that it sits inside the JSON string unescaped)."""
+    assert "'" not in value and "\\" not in value, value
+    return f"'{value}'"
+
+
+def _js_list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(_js(v) for v in values) + "]"
+
+
+# The job name of the first attempt; the same rule as lambdas/stop_executions/handler.py's job_base_name.
+JOB_BASE_EXPRESSION = (
+    f"$replace({_js(JOB_NAME_PREFIX)} & $substring($replace($states.context.Execution.Name, "
+    f"/{DISALLOWED_CHARACTERS}/, ''), 0, {EXECUTION_NAME_CHARS}), /-+$/, '')"
+)
+
+
+def _input_default(key: str, default: object) -> str:
+    literal = _js(default) if isinstance(default, str) else json.dumps(default)
+    return _expr(f"$exists($states.input.{key}) ? $states.input.{key} : {literal}")
+
+
+def _integer_between(variable: str, low: int, high: int) -> str:
+    # A conditional, not `and`: $floor of a string would raise instead of failing the check.
+    in_range = f"{variable} = $floor({variable}) and {variable} >= {low} and {variable} <= {high}"
+    return f"($type({variable}) = 'number' ? ({in_range}) : false)"
+
+
+def _format_number(value: float) -> str:
+    return repr(value)
+
+
+def static_hyperparameters(spec: PipelineSpec) -> dict[str, str]:
+    """Hyperparameters every job gets. Their names are train.py's arguments (training/arguments.py); the
+    `sagemaker_*` ones are read by the container's training toolkit and never reach the script."""
+    s = spec.settings
+    return {
+        "method": _expr("$method"),
+        "epochs": _expr("$string($epochs)"),
+        "block_size": str(s.block_size),
+        "per_device_train_batch_size": str(s.per_device_train_batch_size),
+        "gradient_accumulation_steps": str(s.gradient_accumulation_steps),
+        "checkpoint_dir": CHECKPOINT_LOCAL_PATH,
+        "sagemaker_program": ENTRY_POINT,
+        "sagemaker_submit_directory": spec.source_s3_uri,
+        "sagemaker_region": s.region,
+        # torchrun with one process per GPU on every instance (the toolkit's torch_distributed launcher).
+        "sagemaker_torch_distributed_enabled": "true",
+    }
+
+
+def training_hyperparameters(spec: PipelineSpec) -> dict[str, str]:
+    return {**static_hyperparameters(spec), "learning_rate": _format_number(spec.settings.learning_rate)}
+
+
+def _channels() -> list[dict[str, Any]]:
+    return [
+        {
+            "ChannelName": name,
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": _expr(f"$dataset.{name}_s3_uri"),
+                    "S3DataDistributionType": "FullyReplicated",
+                }
+            },
+        }
+        for name in ("train", "validation")
+    ]
+
+
+def _job_definition(spec: PipelineSpec) -> dict[str, Any]:
+    """The fields a training job and a tuning job's training job definition share."""
+    s = spec.settings
+    resources: dict[str, Any] = {
+        "InstanceType": s.training_instance_type,
+        "InstanceCount": s.training_instance_count,
+        "VolumeSizeInGB": s.training_volume_gb,
+    }
+    if not TRAINING_INSTANCE_TYPES[s.training_instance_type].local_nvme:
+        # Only EBS-only types: SageMaker rejects a volume key on instance types with local NVMe instance storage
+        # (p3dn, g5, p4d, p5, ...), whose storage is encrypted by the hardware (DESIGN.md §4).
+        resources["VolumeKmsKeyId"] = spec.key_arn
+    stopping: dict[str, Any] = {"MaxRuntimeInSeconds": s.max_run_seconds}
+    job: dict[str, Any] = {
+        "RoleArn": spec.job_role_arn,
+        "InputDataConfig": _channels(),
+        "OutputDataConfig": {
+            # SageMaker appends <job-name>/output/model/, uncompressed: the layout the serving stack reads.
+            "S3OutputPath": spec.models_s3_uri,
+            "KmsKeyId": spec.key_arn,
+            "CompressionType": "NONE",
+        },
+        "ResourceConfig": resources,
+        "StoppingCondition": stopping,
+        "EnableManagedSpotTraining": s.use_spot,
+        # The job installs requirements.txt from PyPI and downloads the base model from the Hugging Face Hub, so it
+        # needs the network (docs/decisions.md: network isolation would need a `model` channel and a wheelhouse).
+        "EnableNetworkIsolation": False,
+    }
+    if s.use_spot:
+        stopping["MaxWaitTimeInSeconds"] = s.max_wait_seconds
+        # Spot interruptions resume from here; the bucket expires checkpoints after 14 days.
+        job["CheckpointConfig"] = {
+            "S3Uri": _expr(f"{_js(spec.checkpoints_s3_uri)} & $jobName & '/'"),
+            "LocalPath": CHECKPOINT_LOCAL_PATH,
+        }
+    return job
+
+
+def _algorithm(spec: PipelineSpec) -> dict[str, Any]:
+    return {
+        "TrainingImage": spec.image_uri,
+        "TrainingInputMode": "File",
+        "MetricDefinitions": METRIC_DEFINITIONS,
+    }
+
+
+def training_job_request(spec: PipelineSpec) -> dict[str, Any]:
+    """CreateTrainingJob's request, for `arn:<partition>:states:::sagemaker:createTrainingJob.sync`."""
+    return {
+        "TrainingJobName": _expr("$jobName"),
+        "AlgorithmSpecification": {**_algorithm(spec), "EnableSageMakerMetricsTimeSeries": True},
+        "HyperParameters": training_hyperparameters(spec),
+        **_job_definition(spec),
+        "Tags": [PROJECT_TAG],
+    }
+
+
+def tuning_job_request(spec: PipelineSpec) -> dict[str, Any]:
+    """CreateHyperParameterTuningJob's request: the learning rate on a log scale, the rest as for one job."""
+    s = spec.settings
+    return {
+        "HyperParameterTuningJobName": _expr("$jobName"),
+        "HyperParameterTuningJobConfig": {
+            "Strategy": "Bayesian",
+            "HyperParameterTuningJobObjective": {"Type": "Minimize", "MetricName": OBJECTIVE_METRIC},
+            "ResourceLimits": {
+                "MaxNumberOfTrainingJobs": s.tuning_max_jobs,
+                "MaxParallelTrainingJobs": s.tuning_parallel_jobs,
+            },
+            "ParameterRanges": {
+                "ContinuousParameterRanges": [
+                    {
+                        "Name": "learning_rate",
+                        "MinValue": _format_number(s.tuning_learning_rate_min),
+                        "MaxValue": _format_number(s.tuning_learning_rate_max),
+                        "ScalingType": "Logarithmic",
+                    }
+                ],
+                "IntegerParameterRanges": [],
+                "CategoricalParameterRanges": [],
+            },
+            "TrainingJobEarlyStoppingType": "Off",
+        },
+        "TrainingJobDefinition": {
+            "AlgorithmSpecification": _algorithm(spec),
+            "StaticHyperParameters": static_hyperparameters(spec),
+            **_job_definition(spec),
+        },
+        "Tags": [PROJECT_TAG],
+    }
+
+
+def _catch(next_state: str) -> list[dict[str, Any]]:
+    return [{"ErrorEquals": ["States.ALL"], "Assign": {"failure": _expr("$states.errorOutput")}, "Next": next_state}]
+
+
+def _result(spec: PipelineSpec, training_job: str, tuning_job: str) -> dict[str, Any]:
+    """The execution's output, the same shape on both paths."""
+    return {
+        "training_job_name": _expr(training_job),
+        "tuning_job_name": _expr(tuning_job),
+        "model_s3_uri": _expr(f"{_js(spec.models_s3_uri)} & {training_job} & '/output/model/'"),
+        "dataset_id": _expr("$dataset.dataset_id"),
+        "manifest_uri": _expr("$dataset.manifest_uri"),
+        "attempts": _expr("$attempt"),
+    }
+
+
+def _service(spec: PipelineSpec, integration: str) -> str:
+    return f"arn:{spec.partition}:states:::{integration}"
+
+
+def _input_states(spec: PipelineSpec) -> dict[str, Any]:
+    s = spec.settings
+    allowed = OVERRIDABLE_INPUT + IGNORED_INPUT
+    valid = " and ".join(
+        [
+            "$type($states.input) = 'object'",
+            f"$count($keys($states.input)[$not($ in {_js_list(allowed)})]) = 0",
+            _integer_between("$docCount", 1, UK_ABS_TRAIN_DOCUMENTS),
+            _integer_between("$epochs", *EPOCHS_RANGE),
+            f"$method in {_js_list(METHODS)}",
+        ]
+    )
+    return {
+        "ReadInput": {
+            "Type": "Pass",
+            "Comment": "Execution input overrides the deployed doc_count, epochs and method; the job name follows "
+            "from the execution name.",
+            "Assign": {
+                "docCount": _input_default("doc_count", s.doc_count),
+                "epochs": _input_default("epochs", s.epochs),
+                "method": _input_default("method", s.method),
+                "jobBase": _expr(JOB_BASE_EXPRESSION),
+                "jobName": _expr(JOB_BASE_EXPRESSION),
+                "attempt": 1,
+            },
+            "Next": "ValidateInput",
+        },
+        "ValidateInput": {
+            "Type": "Choice",
+            "Choices": [{"Condition": _expr(valid), "Next": "PrepareDataset"}],
+            "Default": "InvalidInput",
+        },
+        "InvalidInput": {
+            "Type": "Fail",
+            "Error": "InvalidInput",
+            "Cause": f"Execution input may set doc_count (an integer from 1 to {UK_ABS_TRAIN_DOCUMENTS}), epochs (an "
+            f"integer from {EPOCHS_RANGE[0]} to {EPOCHS_RANGE[1]}) and method ({' or '.join(METHODS)}), and nothing "
+            "else; the rest is deployed configuration.",
+        },
+        "PrepareDataset": {
+            "Type": "Task",
+            "Comment": "Idempotent: reuses the dataset when one with this configuration exists.",
+            "Resource": _service(spec, "lambda:invoke"),
+            "Arguments": {"FunctionName": spec.prep_function_arn, "Payload": {"doc_count": _expr("$docCount")}},
+            "Assign": {"dataset": _expr("$states.result.Payload")},
+            "TimeoutSeconds": PREP_TIMEOUT_S,
+            "Retry": [
+                {
+                    "ErrorEquals": list(LAMBDA_TRANSIENT_ERRORS),
+                    "IntervalSeconds": 5,
+                    "MaxAttempts": 4,
+                    "BackoffRate": 2,
+                    "JitterStrategy": "FULL",
+                }
+            ],
+            "Catch": _catch("NotifyFailure"),
+            "Next": spec.training_state,
+        },
+    }
+
+
+def _throttling_retry() -> list[dict[str, Any]]:
+    return [
+        {
+            "ErrorEquals": list(THROTTLING_ERRORS),
+            "IntervalSeconds": 30,
+            "MaxAttempts": 3,
+            "BackoffRate": 2,
+            "JitterStrategy": "FULL",
+        }
+    ]
+
+
+def _training_states(spec: PipelineSpec) -> dict[str, Any]:
+    if not spec.settings.tuning_enabled:
+        return {
+            "TrainModel": {
+                "Type": "Task",
+                "Resource": _service(spec, "sagemaker:createTrainingJob.sync"),
+                "Arguments": training_job_request(spec),
+                "Output": _result(spec, "$jobName", "null"),
+                "Retry": _throttling_retry(),
+                "Catch": _catch("ShouldRetry"),
+                "Next": "ModelReady",
+            }
+        }
+    return {
+        "TuneModel": {
+            "Type": "Task",
+            "Resource": _service(spec, "sagemaker:createHyperParameterTuningJob.sync"),
+            "Arguments": tuning_job_request(spec),
+            "Retry": _throttling_retry(),
+            "Catch": _catch("ShouldRetry"),
+            "Next": "FindBestTrainingJob",
+        },
+        "FindBestTrainingJob": {
+            "Type": "Task",
+            "Resource": _service(spec, "aws-sdk:sagemaker:describeHyperParameterTuningJob"),
+            "Arguments": {"HyperParameterTuningJobName": _expr("$jobName")},
+            "Output": _result(spec, "$states.result.BestTrainingJob.TrainingJobName", "$jobName"),
+            "Retry": [
+                {
+                    "ErrorEquals": ["SageMaker.SageMakerException", "States.Timeout"],
+                    "IntervalSeconds": 10,
+                    "MaxAttempts": 3,
+                    "BackoffRate": 2,
+                }
+            ],
+            "Catch": _catch("NotifyFailure"),
+            "Next": "ModelReady",
+        },
+    }
+
+
+def _failure_states(spec: PipelineSpec) -> dict[str, Any]:
+    retryable = " or ".join(
+        [
+            f"$failure.Error in {_js_list(RETRYABLE_ERRORS)}",
+            f"($exists($failure.Cause) ? $contains($failure.Cause, {CAPACITY_CAUSE}) : false)",
+        ]
+    )
+    delay = f"$round($min([{FIRST_RETRY_DELAY_S} * $power(2, $attempt - 1), {MAX_RETRY_DELAY_S}]))"
+    message = (
+        "$string({'execution': $states.context.Execution.Id, 'job': $jobName, 'attempts': $attempt, "
+        "'error': $failure.Error, 'cause': $failure.Cause})"
+    )
+    return {
+        "ShouldRetry": {
+            "Type": "Choice",
+            "Comment": "Capacity and account-limit failures get another attempt after a wait; anything else fails.",
+            "Choices": [
+                {"Condition": _expr(f"$attempt < {MAX_ATTEMPTS} and ({retryable})"), "Next": "WaitBeforeRetry"}
+            ],
+            "Default": "NotifyFailure",
+        },
+        "WaitBeforeRetry": {
+            "Type": "Wait",
+            "Seconds": _expr(delay),
+            "Assign": {"attempt": _expr("$attempt + 1"), "jobName": _expr("$jobBase & '-r' & ($attempt + 1)")},
+            "Next": spec.training_state,
+        },
+        "NotifyFailure": {
+            "Type": "Task",
+            "Resource": _service(spec, "sns:publish"),
+            "Arguments": {
+                "TopicArn": spec.topic_arn,
+                "Subject": _expr("$substring('Legal GPT-J training failed: ' & $jobName, 0, 100)"),
+                "Message": _expr(message),
+            },
+            # The run has failed either way: a notification that cannot be sent must not hide the cause.
+            "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "TrainingFailed"}],
+            "Next": "TrainingFailed",
+        },
+        "TrainingFailed": {
+            "Type": "Fail",
+            "Error": _expr("$failure.Error"),
+            "Cause": _expr(
+                "$exists($failure.Cause) ? $substring($failure.Cause, 0, 30000) : 'see the execution history'"
+            ),
+        },
+    }
+
+
+def definition(spec: PipelineSpec) -> dict[str, Any]:
+    """The whole state machine definition."""
+    return {
+        "Comment": "Legal GPT-J: prepare the dataset, fine-tune GPT-J-6B on SageMaker, report the model location.",
+        "QueryLanguage": "JSONata",
+        "StartAt": "ReadInput",
+        "States": {
+            **_input_states(spec),
+            **_training_states(spec),
+            **_failure_states(spec),
+            "ModelReady": {"Type": "Succeed"},
+        },
+    }
