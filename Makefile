@@ -19,7 +19,7 @@ STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
 NODE_STAMP := $(STAMPS)/node
 
-.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep cost invoke clean
+.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep cost clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -68,14 +68,12 @@ destroy: setup ## cdk destroy --all: removes everything that bills
 bench-prep: setup ## Benchmark the dataset prep against the notebook's way (writes a table)
 	$(BIN)/python -m bench.bench_prep
 
+.PHONY: train
+train: setup ## Start the deployed training pipeline and follow it (ARGS="--epochs 1 --method lora", "--stop", ...)
+	$(BIN)/python -m ops.train $(CONTEXT) $(ARGS)
+
 cost: setup ## Estimate training and endpoint cost for the settings (C="key=value ...")
 	$(BIN)/python -m ops.cost $(CONTEXT)
-
-invoke: setup ## Ask the endpoints to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
-	$(BIN)/python -m ops.invoke $(if $(PROMPT),--prompt "$(PROMPT)") $(ARGS)
-
-rehearse: setup ## The whole chain locally (prep -> S3 -> train.py on CPU -> query), no AWS account
-	$(BIN)/python -m ops.rehearse $(ARGS)
 
 clean: ## Remove build outputs (keeps the virtualenv)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,362 @@
+"""`make train`: start the deployed training pipeline, follow it until the model is ready, say how to deploy it.
+
+    make train                                   # the deployed configuration
+    make train ARGS="--doc-count 250 --epochs 1 --method lora"
+    make train ARGS=--no-follow                  # start and return
+    make train ARGS=--attach                     # follow the latest running execution again
+    make train ARGS=--stop                       # stop the latest running execution and its job
+
+The execution input may override doc_count, epochs and method only (the state machine checks it too); the rest
+is the deployed configuration. Ctrl-C detaches: the execution and its SageMaker job keep running.
+The stack is found by its CloudFormation outputs in the region from cdk.json (or `-c region=...`, or --region).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import secrets
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TextIO
+from urllib.parse import quote
+
+import boto3
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+
+from config import SettingError
+from config.settings import UK_ABS_TRAIN_DOCUMENTS
+from lambdas.stop_executions.handler import (
+    EXECUTION_NAME_CHARS,
+    is_job_of,
+    job_base_name,
+    running_executions,
+    stop_execution_and_jobs,
+)
+from ops.context import project_settings
+
+STACK_NAME = "LegalGptjTraining"  # stacks.app_builder: STACK_PREFIX + "Training"
+POLL_SECONDS = 30.0
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # stacks/constructs/training_job_role.py
+EPOCHS_RANGE = (1, 100)
+METHODS = ("full", "lora")
+# Metrics worth a glance while a job runs (SageMaker parses them from the log with training/metrics.py's regexes).
+FOLLOWED_METRICS = ("train:loss", "eval:loss")
+
+ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
+
+
+class CliError(Exception):
+    """A one-line message for the operator; the command exits with status 1."""
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    region: str
+    stack_name: str
+    state_machine_arn: str
+    job_kind: str  # "training" or "tuning"
+    outputs: Mapping[str, str]
+
+
+def boto3_clients(service: str, region: str) -> Any:
+    return boto3.session.Session(region_name=region).client(service)
+
+
+def find_pipeline(clients: ClientFactory, region: str, stack_name: str = STACK_NAME) -> Pipeline:
+    """The deployed pipeline, from the training stack's outputs."""
+    try:
+        stacks = clients("cloudformation", region).describe_stacks(StackName=stack_name)["Stacks"]
+    except ClientError as error:
+        if "does not exist" in str(error):
+            raise CliError(
+                f"the training stack {stack_name} is not deployed in {region}: deploy it with `make deploy` "
+                "(or name the region: -c region=... or --region)"
+            ) from error
+        raise
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    if "StateMachineArn" not in outputs:
+        raise CliError(f"the stack {stack_name} in {region} has no StateMachineArn output: deploy it again")
+    return Pipeline(region, stack_name, outputs["StateMachineArn"], outputs.get("JobKind", "training"), outputs)
+
+
+def new_execution_name(now: datetime | None = None) -> str:
+    """`YYMMDD-HHMMSS-xxxx` (UTC): sortable, unique enough, and short enough to become the whole job name."""
+    stamp = (now or datetime.now(UTC)).strftime("%y%m%d-%H%M%S")
+    name = f"{stamp}-{secrets.token_hex(2)}"
+    assert len(name) <= EXECUTION_NAME_CHARS
+    return name
+
+
+def console_links(pipeline: Pipeline, execution_arn: str, job: str) -> dict[str, str]:
+    region = pipeline.region
+    sagemaker = f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}"
+    page = "hyper-tuning-jobs" if pipeline.job_kind == "tuning" else "jobs"
+    return {
+        "SageMaker": f"{sagemaker}#/{page}/{job}",
+        "Step Functions": f"https://{region}.console.aws.amazon.com/states/home?region={region}"
+        f"#/v2/executions/details/{quote(execution_arn, safe='')}",
+    }
+
+
+def print_cost_estimate(pipeline: Pipeline, overrides: Mapping[str, object], out: TextIO) -> None:
+    """Hook: the cost estimate of this run is printed here, before it starts (a later issue fills it in from
+    ops/cost.py's price table and measured throughput). It prints nothing until then: no made-up numbers."""
+
+
+def check_training_log_group(pipeline: Pipeline, clients: ClientFactory, out: TextIO) -> bool:
+    """Warn when SageMaker's training log group is missing: the job role may not create it (it is shared by every
+    training job of the account and would outlive `cdk destroy`), so the job's logs would be lost."""
+    groups = clients("logs", pipeline.region).describe_log_groups(logGroupNamePrefix=TRAINING_LOG_GROUP)["logGroups"]
+    if any(g["logGroupName"] == TRAINING_LOG_GROUP for g in groups):
+        return True
+    print(
+        f"warning: the log group {TRAINING_LOG_GROUP} does not exist in {pipeline.region}, so this job's logs would "
+        f"be lost; create it once: aws logs create-log-group --region {pipeline.region} --log-group-name "
+        f"{TRAINING_LOG_GROUP} && aws logs put-retention-policy --region {pipeline.region} --log-group-name "
+        f"{TRAINING_LOG_GROUP} --retention-in-days 30",
+        file=out,
+    )
+    return False
+
+
+def start(pipeline: Pipeline, clients: ClientFactory, overrides: Mapping[str, object], out: TextIO) -> str:
+    name = new_execution_name()
+    arn: str = clients("stepfunctions", pipeline.region).start_execution(
+        stateMachineArn=pipeline.state_machine_arn, name=name, input=json.dumps(dict(overrides))
+    )["executionArn"]
+    job = job_base_name(name)
+    kind = "tuning job" if pipeline.job_kind == "tuning" else "training job"
+    print(f"started execution {name} of {pipeline.stack_name} in {pipeline.region}", file=out)
+    print(f"  {kind}: {job} (a retry after a capacity failure is named {job}-r2, -r3, ...)", file=out)
+    for label, url in console_links(pipeline, arn, job).items():
+        print(f"  {label}: {url}", file=out)
+    return arn
+
+
+def _elapsed(seconds: float) -> str:
+    whole = int(seconds)
+    return f"{whole // 3600}:{whole // 60 % 60:02d}:{whole % 60:02d}"
+
+
+def _metrics(values: Mapping[str, float]) -> str:
+    shown = [f"{name} {values[name]:.4f}" for name in FOLLOWED_METRICS if name in values]
+    return ", ".join(shown)
+
+
+def training_progress(sagemaker: Any, base: str) -> str:
+    """The latest attempt's status, secondary status and latest losses; or what happens before there is a job."""
+    summaries = [
+        s
+        for s in sagemaker.list_training_jobs(NameContains=base, SortBy="CreationTime", SortOrder="Descending").get(
+            "TrainingJobSummaries", []
+        )
+        if is_job_of(base, s["TrainingJobName"])
+    ]
+    if not summaries:
+        return "preparing the dataset"
+    latest = max(summaries, key=lambda s: s["CreationTime"])
+    job = sagemaker.describe_training_job(TrainingJobName=latest["TrainingJobName"])
+    values = {m["MetricName"]: m["Value"] for m in job.get("FinalMetricDataList", [])}
+    line = f"{job['TrainingJobName']}: {job['TrainingJobStatus']} ({job['SecondaryStatus']})"
+    shown = _metrics(values)
+    return f"{line}; {shown}" if shown else line
+
+
+def tuning_progress(sagemaker: Any, base: str) -> str:
+    summaries = [
+        s
+        for s in sagemaker.list_hyper_parameter_tuning_jobs(NameContains=base).get(
+            "HyperParameterTuningJobSummaries", []
+        )
+        if is_job_of(base, s["HyperParameterTuningJobName"])
+    ]
+    if not summaries:
+        return "preparing the dataset"
+    latest = max(summaries, key=lambda s: s["CreationTime"])
+    job = sagemaker.describe_hyper_parameter_tuning_job(
+        HyperParameterTuningJobName=latest["HyperParameterTuningJobName"]
+    )
+    counters = job["TrainingJobStatusCounters"]
+    line = (
+        f"{job['HyperParameterTuningJobName']}: {job['HyperParameterTuningJobStatus']} "
+        f"({counters.get('Completed', 0)} jobs completed, {counters.get('InProgress', 0)} in progress)"
+    )
+    best = job.get("BestTrainingJob")
+    if best and "FinalHyperParameterTuningJobObjectiveMetric" in best:
+        objective = best["FinalHyperParameterTuningJobObjectiveMetric"]
+        line += f"; best {objective['MetricName']} {objective['Value']:.4f} ({best['TrainingJobName']})"
+    return line
+
+
+def follow(
+    pipeline: Pipeline,
+    clients: ClientFactory,
+    execution_arn: str,
+    out: TextIO,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = POLL_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Print a line whenever the execution or its job changes, until the execution ends; 0 when it succeeded."""
+    sfn = clients("stepfunctions", pipeline.region)
+    sagemaker = clients("sagemaker", pipeline.region)
+    progress = tuning_progress if pipeline.job_kind == "tuning" else training_progress
+    started = clock()
+    last = ""
+    print("following (Ctrl-C detaches; the execution and its job keep running)", file=out)
+    while True:
+        execution = sfn.describe_execution(executionArn=execution_arn)
+        status = execution["status"]
+        base = job_base_name(execution["name"])
+        line = f"execution {status}; {progress(sagemaker, base)}" if status == "RUNNING" else f"execution {status}"
+        if line != last:
+            print(f"[{_elapsed(clock() - started)}] {line}", file=out, flush=True)
+            last = line
+        if status != "RUNNING":
+            return report(execution, out)
+        sleep(poll_seconds)
+
+
+def report(execution: Mapping[str, Any], out: TextIO) -> int:
+    if execution["status"] != "SUCCEEDED":
+        cause = " ".join(str(execution.get("cause", "")).split())[:600]
+        print(f"the execution ended {execution['status']}: {execution.get('error', 'no error')}: {cause}", file=out)
+        return 1
+    result = json.loads(execution["output"])
+    job = result["training_job_name"]
+    print(f"model: {result['model_s3_uri']}", file=out)
+    print(
+        f"  training job {job}"
+        + (f" (best of tuning job {result['tuning_job_name']})" if result.get("tuning_job_name") else ""),
+        file=out,
+    )
+    print(f"  dataset {result['dataset_id']} ({result['manifest_uri']})", file=out)
+    print(f'deploy it with: make deploy C="fine_tuned_job={job}"', file=out)
+    return 0
+
+
+def latest_running(pipeline: Pipeline, clients: ClientFactory) -> Mapping[str, Any] | None:
+    running = running_executions(clients("stepfunctions", pipeline.region), pipeline.state_machine_arn)
+    return running[0] if running else None
+
+
+def stop_latest(pipeline: Pipeline, clients: ClientFactory, out: TextIO) -> int:
+    execution = latest_running(pipeline, clients)
+    if execution is None:
+        print(f"no running training execution in {pipeline.region}", file=out)
+        return 0
+    jobs = stop_execution_and_jobs(
+        clients("stepfunctions", pipeline.region),
+        clients("sagemaker", pipeline.region),
+        execution,
+        reason="Stopped by make train --stop.",
+    )
+    stopped = ", ".join(f"{job.kind} job {job.name}" for job in jobs) or "no job (none had started)"
+    print(f"stopped execution {execution['name']} and {stopped}; SageMaker takes a few minutes to stop a job", file=out)
+    return 0
+
+
+def _bounded(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer from {low} to {high}, got {value}")
+        return value
+
+    return parse
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="make train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--doc-count", type=_bounded(1, UK_ABS_TRAIN_DOCUMENTS), help="judgments to train on")
+    parser.add_argument("--epochs", type=_bounded(*EPOCHS_RANGE), help="training epochs")
+    parser.add_argument("--method", choices=METHODS, help="full fine-tuning or LoRA")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--stop", action="store_true", help="stop the latest running execution and its job")
+    action.add_argument("--attach", action="store_true", help="follow the latest running execution")
+    action.add_argument("--no-follow", action="store_true", help="start the execution and return")
+    parser.add_argument("--region", help="region of the deployed stacks (default: the configured region)")
+    parser.add_argument("--stack-name", default=STACK_NAME, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "-c", dest="context", action="append", default=[], metavar="KEY=VALUE", help="a setting, as for cdk"
+    )
+    args = parser.parse_args(argv)
+    if (args.stop or args.attach) and any(v is not None for v in (args.doc_count, args.epochs, args.method)):
+        parser.error("--doc-count, --epochs and --method apply to a new execution, not to --stop or --attach")
+    return args
+
+
+def run(
+    argv: Sequence[str] | None = None,
+    *,
+    clients: ClientFactory = boto3_clients,
+    out: TextIO = sys.stdout,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = POLL_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    args = parse_args(argv)
+    region = args.region or project_settings(args.context).region
+    pipeline = find_pipeline(clients, region, args.stack_name)
+    if args.stop:
+        return stop_latest(pipeline, clients, out)
+    if args.attach:
+        execution = latest_running(pipeline, clients)
+        if execution is None:
+            print(f"no running training execution in {region}", file=out)
+            return 0
+        print(f"attached to execution {execution['name']}", file=out)
+        arn = str(execution["executionArn"])
+    else:
+        overrides = {
+            key: value
+            for key, value in (("doc_count", args.doc_count), ("epochs", args.epochs), ("method", args.method))
+            if value is not None
+        }
+        print_cost_estimate(pipeline, overrides, out)
+        check_training_log_group(pipeline, clients, out)
+        arn = start(pipeline, clients, overrides, out)
+        if args.no_follow:
+            print("not following: `make train ARGS=--attach` follows it, `make train ARGS=--stop` stops it", file=out)
+            return 0
+    try:
+        return follow(pipeline, clients, arn, out, sleep=sleep, poll_seconds=poll_seconds, clock=clock)
+    except KeyboardInterrupt:
+        print(
+            "\ndetached: the execution and its SageMaker job keep running "
+            "(`make train ARGS=--attach` follows again, `make train ARGS=--stop` stops them)",
+            file=out,
+        )
+        return 130
+
+
+def main(argv: Sequence[str] | None = None, **kwargs: Any) -> int:
+    try:
+        return run(argv, **kwargs)
+    except NoCredentialsError:
+        print(
+            "error: no AWS credentials found: configure them (aws configure, AWS_PROFILE or the AWS_* variables) "
+            "and run again",
+            file=sys.stderr,
+        )
+    except NoRegionError:
+        print("error: no AWS region: pass --region or set region in cdk.json", file=sys.stderr)
+    except (CliError, SettingError) as error:
+        print(f"error: {error}", file=sys.stderr)
+    except ClientError as error:
+        print(f"error: AWS refused the request: {error}", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,335 @@
+"""`make train` (ops/train.py) against moto on loopback: CloudFormation outputs, Step Functions executions and
+SageMaker jobs; the run's progress is played by advancing moto's state between polls. SageMaker's stop calls,
+which moto lacks, go through botocore's Stubber."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from moto.backends import get_backend
+from moto.core.utils import utcnow
+
+from ops import train
+from tests.stop_executions import sagemaker_stubs as stubs
+from tests.stop_executions.moto_server import ACCOUNT, REGION, MotoServer
+
+DEFINITION = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/states"
+
+
+@pytest.fixture(scope="module")
+def moto_server() -> Iterator[MotoServer]:
+    server = MotoServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def stack(moto_server: MotoServer) -> Iterator[tuple[str, str]]:
+    """A deployed-looking training stack (a unique name per test) and its state machine's ARN."""
+    sfn = moto_server.client("stepfunctions")
+    machine = sfn.create_state_machine(name=f"pipeline-{uuid.uuid4().hex[:8]}", definition=DEFINITION, roleArn=ROLE_ARN)
+    name = f"LegalGptjTraining{uuid.uuid4().hex[:6]}"
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {
+            "StateMachineArn": {"Value": machine["stateMachineArn"]},
+            "JobKind": {"Value": "training"},
+            "JobNamePrefix": {"Value": "legal-gptj-"},
+        },
+    }
+    moto_server.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+    logs = moto_server.client("logs")
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=train.TRAINING_LOG_GROUP)  # SageMaker's, in any account that trained
+    yield name, machine["stateMachineArn"]
+
+
+def factory(moto_server: MotoServer, **overrides: Any) -> train.ClientFactory:
+    def clients(service: str, region: str) -> Any:
+        assert region == REGION
+        return overrides.get(service) or moto_server.client(service, region)
+
+    return clients
+
+
+def backend(service: str) -> Any:
+    return get_backend(service)[ACCOUNT][REGION]  # type: ignore[index]
+
+
+def execution_of(state_machine: str) -> Any:
+    (execution,) = [e for m in backend("stepfunctions").state_machines if m.arn == state_machine for e in m.executions]
+    return execution
+
+
+def create_job(moto_server: MotoServer, name: str) -> None:
+    moto_server.client("sagemaker").create_training_job(
+        TrainingJobName=name,
+        AlgorithmSpecification={"TrainingImage": "image", "TrainingInputMode": "File"},
+        RoleArn=f"arn:aws:iam::{ACCOUNT}:role/job",
+        OutputDataConfig={"S3OutputPath": "s3://bucket/models/"},
+        ResourceConfig={"InstanceType": "ml.p3dn.24xlarge", "InstanceCount": 1, "VolumeSizeInGB": 500},
+        StoppingCondition={"MaxRuntimeInSeconds": 36000},
+    )
+
+
+class Scenario:
+    """Plays a run between polls: each sleep applies the next step to moto's state."""
+
+    def __init__(self, steps: list[Callable[[], None]]) -> None:
+        self.steps = steps
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += 600  # ten minutes a poll, whatever the interval
+        self.steps.pop(0)()
+
+
+def run(
+    stack: tuple[str, str], clients: train.ClientFactory, *args: str, scenario: Scenario | None = None
+) -> tuple[int, str]:
+    out = io.StringIO()
+    scenario = scenario or Scenario([])
+    status = train.main(
+        ["--region", REGION, "--stack-name", stack[0], *args],
+        clients=clients,
+        out=out,
+        sleep=scenario.sleep,
+        clock=scenario.clock,
+        poll_seconds=0.01,
+    )
+    return status, out.getvalue()
+
+
+def test_happy_path_starts_follows_and_says_how_to_deploy(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+    jobs = backend("sagemaker").training_jobs
+    state: dict[str, str] = {}
+
+    def job_starts() -> None:
+        state["job"] = train.job_base_name(execution_of(stack[1]).name)
+        create_job(moto_server, state["job"])
+        job = jobs[state["job"]]
+        job.training_job_status, job.secondary_status = "InProgress", "Downloading"
+        job.final_metric_data_list = []
+
+    def job_trains() -> None:
+        job = jobs[state["job"]]
+        job.secondary_status = "Training"
+        job.final_metric_data_list = [
+            {"MetricName": "train:loss", "Value": 2.3456, "Timestamp": utcnow()},
+            {"MetricName": "eval:loss", "Value": 2.5, "Timestamp": utcnow()},
+            {"MetricName": "train:epoch", "Value": 0.5, "Timestamp": utcnow()},
+        ]
+
+    def run_succeeds() -> None:
+        jobs[state["job"]].training_job_status = jobs[state["job"]].secondary_status = "Completed"
+        execution = execution_of(stack[1])
+        execution.status, execution.stop_date = "SUCCEEDED", utcnow()
+        execution.output = json.dumps(
+            {
+                "training_job_name": state["job"],
+                "tuning_job_name": None,
+                "model_s3_uri": f"s3://bucket/models/{state['job']}/output/model/",
+                "dataset_id": "d0123",
+                "manifest_uri": "s3://bucket/datasets/d0123/manifest.json",
+                "attempts": 1,
+            }
+        )
+
+    scenario = Scenario([job_starts, job_trains, run_succeeds])
+    status, printed = run(stack, factory(moto_server), "--epochs", "1", "--method", "lora", scenario=scenario)
+
+    assert status == 0, printed
+    execution = execution_of(stack[1])
+    assert json.loads(execution.execution_input) == {"epochs": 1, "method": "lora"}
+    job = state["job"]
+    assert job == f"legal-gptj-{execution.name}"
+    lines = printed.splitlines()
+    assert lines[0] == f"started execution {execution.name} of {stack[0]} in {REGION}"
+    assert f"training job: {job} " in lines[1]
+    assert f"https://{REGION}.console.aws.amazon.com/sagemaker/home?region={REGION}#/jobs/{job}" in printed
+    assert "Ctrl-C detaches; the execution and its job keep running" in printed
+    assert [line.split("] ", 1)[1] for line in lines if line.startswith("[")] == [
+        "execution RUNNING; preparing the dataset",
+        f"execution RUNNING; {job}: InProgress (Downloading)",
+        f"execution RUNNING; {job}: InProgress (Training); train:loss 2.3456, eval:loss 2.5000",
+        "execution SUCCEEDED",
+    ]
+    assert "[0:30:00] execution SUCCEEDED" in printed
+    assert f"model: s3://bucket/models/{job}/output/model/" in printed
+    assert lines[-1] == f'deploy it with: make deploy C="fine_tuned_job={job}"'
+
+
+def test_a_missing_training_log_group_is_reported_once(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+    logs = moto_server.client("logs")
+    with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
+        logs.delete_log_group(logGroupName=train.TRAINING_LOG_GROUP)
+    status, printed = run(stack, factory(moto_server), "--no-follow")
+    assert status == 0
+    assert printed.startswith(f"warning: the log group {train.TRAINING_LOG_GROUP} does not exist in {REGION}")
+    assert "aws logs put-retention-policy" in printed
+    logs.create_log_group(logGroupName=train.TRAINING_LOG_GROUP)
+    status, printed = run(stack, factory(moto_server), "--no-follow")
+    assert "warning" not in printed
+
+
+def test_the_cost_estimate_hook_runs_before_the_start(
+    moto_server: MotoServer, stack: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[dict[str, object]] = []
+    monkeypatch.setattr(train, "print_cost_estimate", lambda pipeline, overrides, out: calls.append(dict(overrides)))
+    status, printed = run(stack, factory(moto_server), "--doc-count", "250", "--no-follow")
+    assert (status, calls) == (0, [{"doc_count": 250}])
+    assert json.loads(execution_of(stack[1]).execution_input) == {"doc_count": 250}
+    assert "make train ARGS=--attach" in printed
+
+
+def test_a_failed_run_prints_its_cause_and_exits_1(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+    def run_fails() -> None:
+        execution = execution_of(stack[1])
+        execution.status, execution.stop_date = "FAILED", utcnow()
+        execution.error, execution.cause = (
+            "States.TaskFailed",
+            '{"FailureReason": "AlgorithmError: ExecuteUserScriptError"}',
+        )
+
+    status, printed = run(stack, factory(moto_server), scenario=Scenario([run_fails]))
+    assert status == 1
+    assert "the execution ended FAILED: States.TaskFailed:" in printed and "AlgorithmError" in printed
+    assert "make deploy" not in printed
+
+
+def test_ctrl_c_detaches_and_leaves_the_run_going(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    status, printed = run(stack, factory(moto_server), scenario=Scenario([interrupt]))
+    assert status == 130
+    assert "detached: the execution and its SageMaker job keep running" in printed
+    assert execution_of(stack[1]).status == "RUNNING"
+
+
+def test_attach_follows_the_latest_running_execution(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+    sfn = moto_server.client("stepfunctions")
+    sfn.start_execution(stateMachineArn=stack[1], name="260126-101500-a1b2", input="{}")
+
+    def run_aborted() -> None:
+        execution = execution_of(stack[1])
+        execution.status, execution.stop_date = "ABORTED", utcnow()
+
+    status, printed = run(stack, factory(moto_server), "--attach", scenario=Scenario([run_aborted]))
+    assert status == 1
+    assert printed.startswith("attached to execution 260126-101500-a1b2\n")
+    assert "the execution ended ABORTED" in printed
+
+
+def test_stop_stops_the_latest_running_execution_and_its_job(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+    sfn = moto_server.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=stack[1], name="260126-101500-a1b2", input="{}")["executionArn"]
+    sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    base = "legal-gptj-260126-101500-a1b2"
+    with Stubber(sagemaker) as stubber:
+        query = {"NameContains": base, "StatusEquals": "InProgress"}
+        stubber.add_response("list_hyper_parameter_tuning_jobs", stubs.tuning_summaries(), query)
+        stubber.add_response("list_training_jobs", stubs.training_summaries(f"{base}-r2"), query)
+        stubber.add_response("stop_training_job", {}, {"TrainingJobName": f"{base}-r2"})
+        status, printed = run(stack, factory(moto_server, sagemaker=sagemaker), "--stop")
+        stubber.assert_no_pending_responses()
+    assert status == 0
+    assert printed == (
+        f"stopped execution 260126-101500-a1b2 and training job {base}-r2; "
+        "SageMaker takes a few minutes to stop a job\n"
+    )
+    assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    status, printed = run(stack, factory(moto_server), "--stop")
+    assert (status, printed) == (0, f"no running training execution in {REGION}\n")
+
+
+def test_an_undeployed_stack_is_one_clear_line(moto_server: MotoServer, capsys: pytest.CaptureFixture[str]) -> None:
+    status, printed = run(("LegalGptjTrainingMissing", ""), factory(moto_server))
+    assert (status, printed) == (1, "")
+    assert capsys.readouterr().err == (
+        f"error: the training stack LegalGptjTrainingMissing is not deployed in {REGION}: deploy it with "
+        "`make deploy` (or name the region: -c region=... or --region)\n"
+    )
+
+
+def test_missing_credentials_are_one_clear_line(
+    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+    ):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask an instance metadata service
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)  # and never any real endpoint
+    status = train.main(["--region", REGION], out=io.StringIO())
+    assert status == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: no AWS credentials found: configure them") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--epochs", "0"],
+        ["--epochs", "101"],
+        ["--doc-count", "694"],
+        ["--method", "qlora"],
+        ["--stop", "--epochs", "2"],
+    ],
+)
+def test_bad_overrides_are_refused_before_any_call(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    def no_calls(service: str, region: str) -> Any:
+        raise AssertionError("no AWS call expected")
+
+    with pytest.raises(SystemExit) as exit_info:
+        train.main(["--region", REGION, *args], clients=no_calls, out=io.StringIO())
+    assert exit_info.value.code == 2
+    assert "make train: error:" in capsys.readouterr().err
+
+
+def test_tuning_progress_shows_the_best_job_so_far() -> None:
+    sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    base = "legal-gptj-260126-101500-a1b2"
+    with Stubber(sagemaker) as stubber:
+        stubber.add_response("list_hyper_parameter_tuning_jobs", stubs.tuning_summaries(base), {"NameContains": base})
+        stubber.add_response(
+            "describe_hyper_parameter_tuning_job",
+            stubs.tuning_job(base, best=f"{base}-001-0123abcd", best_loss=2.125),
+            {"HyperParameterTuningJobName": base},
+        )
+        line = train.tuning_progress(sagemaker, base)
+    assert line == f"{base}: InProgress (1 jobs completed, 1 in progress); best eval:loss 2.1250 ({base}-001-0123abcd)"
+
+
+def test_execution_names_become_whole_job_names() -> None:
+    name = train.new_execution_name()
+    assert len(name) == 18
+    assert train.job_base_name(name) == f"legal-gptj-{name}"
+
+
+def test_the_stack_name_is_the_apps() -> None:
+    from stacks.app_builder import STACK_PREFIX
+
+    assert f"{STACK_PREFIX}Training" == train.STACK_NAME
