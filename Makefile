@@ -19,7 +19,7 @@ STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
 NODE_STAMP := $(STAMPS)/node
 
-.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep cost clean
+.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep cost invoke clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +74,9 @@ train: setup ## Start the deployed training pipeline and follow it (ARGS="--epoc
 
 cost: setup ## Estimate training and endpoint cost for the settings (C="key=value ...")
 	$(BIN)/python -m ops.cost $(CONTEXT)
+
+invoke: setup ## Ask the endpoints to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
+	$(BIN)/python -m ops.invoke $(if $(PROMPT),--prompt "$(PROMPT)") $(ARGS)
 
 clean: ## Remove build outputs (keeps the virtualenv)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

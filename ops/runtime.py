@@ -1,0 +1,148 @@
+"""Finding and calling the GPT-J endpoints: the serving stack's outputs, the endpoint's status, the invocation.
+
+Every failure an operator can meet becomes an `EndpointError` whose message is one line saying what to do.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ops.lmi_request import ResponseError, generated_texts
+
+# Must match stacks/app_builder.py and stacks/serving_stack.py (tests/ops/test_invoke.py checks both): kept as
+# literals so that the command line does not import the CDK.
+STACK_NAME = "LegalGptjServing"
+OUTPUT_KEYS = {"base": "BaseEndpointName", "fine-tuned": "FineTunedEndpointName"}
+SWITCHES = {"base": "deploy_base_endpoint=true", "fine-tuned": "fine_tuned_job=<training job name>"}
+# An endpoint in these states still serves the configuration it had (SageMaker swaps fleets when it is done).
+SERVING_STATES = {"InService", "Updating", "SystemUpdating"}
+# SageMaker's real-time invocations time out after 60 s; a little more so that its own error arrives first.
+READ_TIMEOUT_SECONDS = 70
+
+
+class EndpointError(Exception):
+    """An endpoint that cannot be found or called, or a call that failed. The message is one line."""
+
+
+@dataclass(frozen=True)
+class Clients:
+    cloudformation: Any
+    sagemaker: Any
+    runtime: Any
+
+    @classmethod
+    def create(cls, region: str, endpoint_url: str | None = None) -> Clients:
+        """Clients for one region; `endpoint_url` points all three at one address (a local stand-in, a proxy)."""
+        session = boto3.session.Session(region_name=region, botocore_session=_botocore_session())
+        config = Config(read_timeout=READ_TIMEOUT_SECONDS, retries={"mode": "standard", "max_attempts": 3})
+
+        def client(service: str) -> Any:
+            return session.client(service, endpoint_url=endpoint_url, config=config)
+
+        return cls(client("cloudformation"), client("sagemaker"), client("sagemaker-runtime"))
+
+
+@functools.cache
+def _botocore_session() -> botocore.session.Session:
+    """One per process: the service models (SageMaker's is large) are parsed once, not once per call."""
+    return botocore.session.get_session()
+
+
+def _error(error: ClientError) -> tuple[str, str]:
+    details = error.response.get("Error", {})
+    return str(details.get("Code", "")), str(details.get("Message", ""))
+
+
+def deployed_endpoints(clients: Clients) -> dict[str, str]:
+    """{"base": name, "fine-tuned": name} for the endpoints the serving stack has (none, one or both)."""
+    try:
+        stacks = clients.cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"]
+    except ClientError as error:
+        code, message = _error(error)
+        if code == "ValidationError" and "does not exist" in message:
+            raise EndpointError(
+                f"stack {STACK_NAME} is not deployed in {clients.cloudformation.meta.region_name}: "
+                "run `make deploy` with an endpoint switched on, or pass --endpoint NAME"
+            ) from None
+        raise EndpointError(f"cannot read stack {STACK_NAME}: {code}: {message}") from None
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    return {label: outputs[key] for label, key in OUTPUT_KEYS.items() if key in outputs}
+
+
+def resolve(choice: str | None, deployed: dict[str, str]) -> tuple[str, str]:
+    """(label, endpoint name) for --endpoint: base, fine-tuned, or nothing (the fine-tuned one if deployed)."""
+    if choice is None:
+        choice = "fine-tuned" if "fine-tuned" in deployed else "base"
+        if not deployed:
+            raise EndpointError(
+                f"stack {STACK_NAME} has no endpoint: deploy with {SWITCHES['base']} or {SWITCHES['fine-tuned']}"
+            )
+    if choice not in deployed:
+        raise EndpointError(f"no {choice} endpoint is deployed: deploy with {SWITCHES[choice]}")
+    return choice, deployed[choice]
+
+
+def check_serving(clients: Clients, name: str) -> str | None:
+    """Fail unless the endpoint can answer now; return a warning to print when it answers but is changing."""
+    try:
+        endpoint = clients.sagemaker.describe_endpoint(EndpointName=name)
+    except ClientError as error:
+        code, message = _error(error)
+        if code == "ValidationException" and "Could not find endpoint" in message:
+            raise EndpointError(f"endpoint {name} does not exist (deleted, or never deployed)") from None
+        if code in {"AccessDeniedException", "AccessDenied"}:
+            return None  # may invoke without being allowed to describe: let the invocation tell
+        raise EndpointError(f"cannot describe endpoint {name}: {code}: {message}") from None
+    status = endpoint["EndpointStatus"]
+    if status == "Creating":
+        raise EndpointError(
+            f"endpoint {name} is still being created (status Creating): the first start takes 10-20 minutes, "
+            "try again later"
+        )
+    if status == "Failed":
+        reason = endpoint.get("FailureReason", "no reason given")
+        raise EndpointError(f"endpoint {name} failed: {reason}")
+    if status not in SERVING_STATES:
+        raise EndpointError(f"endpoint {name} is not serving (status {status})")
+    if status != "InService":
+        return f"endpoint {name} is {status}: it answers with its previous configuration until the update is done"
+    return None
+
+
+def invoke(clients: Clients, name: str, body: dict[str, Any]) -> list[str]:
+    """Send one request body; the generated texts of the answer."""
+    try:
+        response = clients.runtime.invoke_endpoint(
+            EndpointName=name,
+            ContentType="application/json",
+            Accept="application/json",
+            Body=json.dumps(body).encode(),
+        )
+    except ClientError as error:
+        code, message = _error(error)
+        if code == "ModelError":
+            status = error.response.get("OriginalStatusCode", "?")
+            original = error.response.get("OriginalMessage") or message
+            raise EndpointError(f"endpoint {name} answered with an error ({status}): {_one_line(original)}") from None
+        if code == "ValidationError" and "not found" in message:
+            raise EndpointError(f"endpoint {name} does not exist (deleted, or never deployed)") from None
+        raise EndpointError(f"invoking endpoint {name} failed: {code}: {_one_line(message)}") from None
+    except BotoCoreError as error:
+        raise EndpointError(f"invoking endpoint {name} failed: {_one_line(str(error))}") from None
+    try:
+        return generated_texts(response["Body"].read())
+    except (ResponseError, ValueError) as error:
+        raise EndpointError(f"endpoint {name}: {_one_line(str(error))}") from None
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[:limit] + "..."
