@@ -203,7 +203,6 @@ LORA_ARGS = (
     *("--method", "lora", "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "2e-2", "--max_steps", "8"),
     *("--per_device_train_batch_size", "1", "--checkpoint_every_steps", "8"),
 )
-BENCH_ARGS = ("--tiny", "--steps", "2", "--warmup", "1", "--no_compile")
 
 
 @pytest.fixture(scope="session")
@@ -211,7 +210,7 @@ def launches(
     tmp_path_factory: pytest.TempPathFactory, text: TextChannels, tiny_model: Path
 ) -> Iterator[dict[str, Launched]]:
     """Every slow subprocess, started at once (the resumption as soon as the killed run is gone)."""
-    full, killed, lora, bench = (tmp_path_factory.mktemp(name) for name in ("full", "killed", "lora", "bench"))
+    full, killed, lora = (tmp_path_factory.mktemp(name) for name in ("full", "killed", "lora"))
     launched = {
         "full": launch_train(full, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2"),
         # A spot interruption of a single-process run with 2 blocks per micro-batch...
@@ -219,11 +218,6 @@ def launches(
             killed, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2", kill_on="saved checkpoint"
         ),
         "lora": launch_train(lora, text, tiny_model, *LORA_ARGS, env={"SM_NUM_GPUS": "2"}),  # 2 DDP ranks
-        "bench": Launched(
-            bench,
-            [sys.executable, str(TRAINING / "bench.py"), *BENCH_ARGS],
-            script_env(bench, text, {"OUT": str(bench)}),
-        ),
     }
     # ...resumed in the same folders by 2 FSDP ranks (gloo) with 1 block each: the same 2 blocks per step.
     launched["resumed"] = Launched(
@@ -240,6 +234,9 @@ def launches(
 @pytest.fixture(scope="session", autouse=True)
 def _start_slow_runs_first(request: pytest.FixtureRequest) -> None:
     """Start the subprocesses before the first test when any collected test uses them."""
+    import torch
+
+    torch.set_num_threads(1)  # one core each for this process and the runs: threads fighting over 2 cores is slower
     if any("launches" in getattr(item, "fixturenames", ()) for item in request.session.items):
         request.getfixturevalue("launches")
 
