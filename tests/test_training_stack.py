@@ -601,7 +601,17 @@ def test_state_machine_role_does_only_what_the_definition_does(default_app: Asse
     assert resources_of(statement_for(statements, "sns:Publish")) == ["${Ref:NotificationsTopicAE679CBD}"]
     tuning = role_statements(synth(**TUNING), "PipelineRole")
     tune = statement_for(tuning, "sagemaker:CreateHyperParameterTuningJob")
-    assert "sagemaker:DescribeHyperParameterTuningJob" in actions_of(tune)
+    assert set(actions_of(tune)) == {
+        f"sagemaker:{a}"
+        for a in (
+            "CreateHyperParameterTuningJob",
+            "DescribeHyperParameterTuningJob",
+            "StopHyperParameterTuningJob",
+            "ListTrainingJobsForHyperParameterTuningJob",
+            "AddTags",
+            "ListTags",
+        )
+    }
     assert resources_of(tune)[0].endswith(":hyper-parameter-tuning-job/legal-gptj-*")
     assert resources_of(statement_for(tuning, "events:PutRule"))[0].endswith(
         "rule/StepFunctionsGetEventsForSageMakerTuningJobsRule"

@@ -91,7 +91,13 @@ class TrainingPipeline(Construct):
             resource_name=f"{JOB_NAME_PREFIX}*",
         )
         actions = (
-            ["CreateHyperParameterTuningJob", "DescribeHyperParameterTuningJob", "StopHyperParameterTuningJob"]
+            [
+                "CreateHyperParameterTuningJob",
+                "DescribeHyperParameterTuningJob",
+                "StopHyperParameterTuningJob",
+                # The `.sync` integration lists the tuning job's training jobs (Step Functions' generated policy).
+                "ListTrainingJobsForHyperParameterTuningJob",
+            ]
             if kind == "tuning"
             else ["CreateTrainingJob", "DescribeTrainingJob", "StopTrainingJob"]
         )
