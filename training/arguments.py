@@ -8,6 +8,7 @@ folders.
 
 import math
 import os
+import sys
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -118,7 +119,10 @@ class FinetuneArguments:
     )
     checkpoint_dir: str = field(
         default="/opt/ml/checkpoints",
-        metadata={"help": "Where checkpoints go; SageMaker syncs it with the job's checkpoint S3 URI."},
+        metadata={
+            "help": "Where checkpoints go (in a subfolder named TRAINING_JOB_NAME on SageMaker); SageMaker syncs it "
+            "with the job's checkpoint S3 URI."
+        },
     )
     checkpoint_every_steps: int = field(
         default=200, metadata={"help": "Checkpoint every this many steps and after the last (0: never)."}
@@ -174,11 +178,31 @@ class FinetuneArguments:
         _require(self.keep_checkpoints >= 1, "keep_checkpoints", "an integer >= 1", self.keep_checkpoints)
 
 
+# Hyperparameters that SageMaker itself may add to a job's (tuning jobs: the objective's name), not ours to use.
+IGNORED_HYPERPARAMETERS = ("_tuning_objective_metric",)
+
+
+def _without_ignored(argv: list[str]) -> list[str]:
+    kept: list[str] = []
+    skip_value = False
+    for arg in argv:
+        name = arg.removeprefix("--").split("=", 1)[0]
+        if skip_value:
+            skip_value = False
+        elif arg.startswith("--") and name in IGNORED_HYPERPARAMETERS:
+            skip_value = "=" not in arg
+        else:
+            kept.append(arg)
+    return kept
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, FinetuneArguments]:
     """Parse `--key value` arguments; a bad or unknown one exits with status 2 and a message naming it."""
     parser = HfArgumentParser((ModelArguments, DataArguments, FinetuneArguments))  # type: ignore[arg-type]
     try:
-        model_args, data_args, args = parser.parse_args_into_dataclasses(args=argv)
+        model_args, data_args, args = parser.parse_args_into_dataclasses(
+            args=_without_ignored(sys.argv[1:] if argv is None else argv)
+        )
     except ValueError as error:  # raised by __post_init__ and for unknown arguments
         parser.error(str(error))
     return model_args, data_args, args

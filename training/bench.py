@@ -6,7 +6,9 @@ in one process:
             GPU), fused AdamW; LoRA through peft's defaults (adapters upcast to fp32, inputs copied to fp32).
   ours:     no activation checkpointing, each GPTJBlock compiled with torch.compile, cuDNN attention first in the
             SDPA priority list; LoRA is train.py's (fp32 adapters under bf16 autocast, no fp32 copies of the
-            activations, no dropout) with an adapter-only fused AdamW.
+            activations, no dropout) with an adapter-only fused AdamW. When a configuration runs out of memory,
+            ours retries it checkpointing every 4th, then every 2nd block; after another error it retries with the
+            default attention order, then uncompiled. Every attempt is reported.
 Both use bf16 weights and optimizer states for full fine-tuning (fp32 master weights would need ~97 GB; train.py
 keeps them and shards them with FSDP across GPUs, with the same bf16 compute), the same micro-batch of
 --tokens_per_micro_batch tokens and the same gradient accumulation, which spreads the optimizer step over more
@@ -55,6 +57,7 @@ TINY: dict[str, Any] = {
 # ours tries these in order when a configuration runs out of memory: activation checkpointing on every n-th block
 # (0: none). Each step back recomputes more and stores less.
 OURS_CHECKPOINT_EVERY = (0, 4, 2, 1)
+OUT_OF_MEMORY = "out of memory"
 # Peak dense bf16 TFLOP/s by GPU name, most specific first.
 PEAK_TFLOPS = [
     ("H100 PCIe", 756.0),
@@ -75,6 +78,7 @@ class Result:
     accumulation: int
     checkpoint_every: int  # activation checkpointing on every n-th block; 0: none
     compiled: bool
+    attention: str  # SDPA kernel order: "cudnn first" or "default"
     warmup_seconds: float | None = None
     tokens_per_second: float | None = None
     mfu: float | None = None
@@ -186,7 +190,7 @@ def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device
                 block.compile()
     batch = torch.randint(config.vocab_size, (result.micro_batch, result.seq), device=device)
     ours = result.impl == "ours"
-    attention = cudnn_attention_first if ours and device.type == "cuda" else contextlib.nullcontext
+    attention = cudnn_attention_first if result.attention == "cudnn first" else contextlib.nullcontext
     step = make_step(model, batch, result.accumulation, autocast=ours and result.method == "lora", attention=attention)
     start = time.perf_counter()
     for _ in range(args.warmup):
@@ -206,50 +210,66 @@ def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device
         result.peak_memory_gib = torch.cuda.max_memory_allocated(device) / 2**30
 
 
+def run_configuration(
+    config: GPTJConfig, seq: int, method: str, impl: str, args: argparse.Namespace, device: torch.device
+) -> list[Result]:
+    """Every attempt at one configuration, the last one counting. The baseline runs once, checkpointing every block
+    as a stock 6B run does to fit one GPU. ours steps back on failure: after running out of memory it checkpoints
+    more blocks (OURS_CHECKPOINT_EVERY); after another error it drops the cuDNN attention order, then compilation."""
+    ours = impl == "ours"
+    checkpoint_every = list(OURS_CHECKPOINT_EVERY if ours else (1,))
+    attention = "cudnn first" if ours and device.type == "cuda" else "default"
+    compiled = ours and not args.no_compile
+    attempts: list[Result] = []
+    while True:
+        micro_batch = args.tokens_per_micro_batch // seq
+        result = Result(seq, method, impl, micro_batch, args.accumulation, checkpoint_every[0], compiled, attention)
+        print(f"running {result}", flush=True)
+        run_guarded(config, result, args, device)
+        print(json.dumps(asdict(result)), flush=True)
+        attempts.append(result)
+        if result.error is None:
+            return attempts
+        if result.error == OUT_OF_MEMORY and len(checkpoint_every) > 1:
+            checkpoint_every.pop(0)
+        elif result.error != OUT_OF_MEMORY and attention != "default":
+            attention = "default"
+        elif result.error != OUT_OF_MEMORY and compiled:
+            compiled = False
+        else:
+            return attempts
+
+
 def run_all(args: argparse.Namespace, device: torch.device) -> list[Result]:
     config = GPTJConfig(**(TINY if args.tiny else GPTJ_6B))
     results: list[Result] = []
     for seq in args.seq_lengths:
         for method in args.methods:
             for impl in args.impls:
-                ours = impl == "ours"
-                # The baseline checkpoints every block, as a stock 6B run does to fit one GPU.
-                for checkpoint_every in OURS_CHECKPOINT_EVERY if ours else (1,):
-                    result = Result(
-                        seq=seq,
-                        method=method,
-                        impl=impl,
-                        micro_batch=args.tokens_per_micro_batch // seq,
-                        accumulation=args.accumulation,
-                        checkpoint_every=checkpoint_every,
-                        compiled=ours and not args.no_compile,
-                    )
-                    print(f"running {result}", flush=True)
-                    run_guarded(config, result, args, device)
-                    baseline = next(
-                        (r for r in results if (r.seq, r.method, r.impl, r.error) == (seq, method, "baseline", None)),
-                        None,
-                    )
-                    if ours and baseline and baseline.tokens_per_second and result.tokens_per_second:
-                        result.vs_baseline = result.tokens_per_second / baseline.tokens_per_second
-                    print(json.dumps(asdict(result)), flush=True)
-                    results.append(result)
-                    if result.error is None:
-                        break
+                attempts = run_configuration(config, seq, method, impl, args, device)
+                baseline = next((r for r in results if (r.seq, r.method, r.impl) == (seq, method, "baseline")), None)
+                final = attempts[-1]
+                if impl == "ours" and baseline and baseline.tokens_per_second and final.tokens_per_second:
+                    final.vs_baseline = final.tokens_per_second / baseline.tokens_per_second
+                results += attempts
     return results
 
 
 def run_guarded(config: GPTJConfig, result: Result, args: argparse.Namespace, device: torch.device) -> None:
+    start = time.perf_counter()
     try:
         run_one(config, result, args, device)
     except torch.OutOfMemoryError:
-        result.error = "out of memory"
+        result.error = OUT_OF_MEMORY
+    except RuntimeError as error:  # e.g. a kernel or a compiler that fails on this GPU: recorded, not fatal
+        result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}" if str(error) else repr(error)
     finally:
         # Free this configuration's model, optimizer and compiled graphs before the next one.
         gc.collect()
         torch._dynamo.reset()
         if device.type == "cuda":
             torch.cuda.empty_cache()
+    print(f"{result.seq} {result.method} {result.impl}: {time.perf_counter() - start:.0f} s", flush=True)
 
 
 def _cell(value: float | None, template: str) -> str:
@@ -261,13 +281,13 @@ def _checkpointed(result: Result) -> str:
 
 
 def markdown(results: list[Result], device_name: str) -> str:
-    header = ["seq", "method", "impl", "micro-batch x accumulation", "checkpointed blocks", "compiled"]
+    header = ["seq", "method", "impl", "micro-batch x accumulation", "checkpointed blocks", "compiled", "attention"]
     header += ["tokens/s", "MFU", "peak GiB", "vs baseline"]
     lines = [f"Device: {device_name}; torch {torch.__version__}", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + " --- |" * len(header))
     for r in results:
         cells = [str(r.seq), r.method, r.impl, f"{r.micro_batch} x {r.accumulation}", _checkpointed(r)]
-        cells += ["yes" if r.compiled else "no", r.error or _cell(r.tokens_per_second, "{:,.0f}")]
+        cells += ["yes" if r.compiled else "no", r.attention, r.error or _cell(r.tokens_per_second, "{:,.0f}")]
         cells += [_cell(r.mfu, "{:.1%}"), _cell(r.peak_memory_gib, "{:.1f}"), _cell(r.vs_baseline, "{:.2f}x")]
         lines.append("| " + " | ".join(cells) + " |")
     for seq in sorted({r.seq for r in results}):

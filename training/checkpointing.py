@@ -66,10 +66,3 @@ def remove_temporary(directory: Path) -> None:
 
 def load(folder: Path, name: str) -> Any:
     return torch.load(folder / name, map_location="cpu", weights_only=True)
-
-
-def step_of(folder: Path) -> int:
-    match = _STEP_FOLDER.match(folder.name)
-    if match is None:
-        raise ValueError(f"{folder} is not a checkpoint folder")
-    return int(match.group(1))

@@ -83,8 +83,11 @@ def init_distributed() -> Distributed:
     else:
         device = torch.device("cpu")
     if world_size > 1:
-        # An hour: rank 0 writes multi-GB checkpoints and the final model while the others wait.
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=datetime.timedelta(hours=1))
+        dist.init_process_group(
+            "nccl" if device.type == "cuda" else "gloo",
+            device_id=device if device.type == "cuda" else None,
+            timeout=datetime.timedelta(hours=1),  # rank 0 writes multi-GB checkpoints while the others wait
+        )
     return Distributed(int(os.environ.get("RANK", "0")), local_rank, world_size, device)
 
 
@@ -309,6 +312,13 @@ def set_rng_state(state: dict[str, torch.Tensor], env: Distributed) -> None:
         torch.cuda.set_rng_state(state["cuda"], env.device)
 
 
+def checkpoint_folder(checkpoint_dir: str) -> Path:
+    """checkpoint_dir, or its subfolder for this SageMaker job: the training jobs of a tuning job may share one
+    checkpoint S3 prefix, and each must resume only its own checkpoints (a spot restart keeps the job's name)."""
+    job = os.environ.get("TRAINING_JOB_NAME")
+    return Path(checkpoint_dir) / job if job else Path(checkpoint_dir)
+
+
 # Full (unsharded) state dicts gathered to rank 0's CPU: one checkpoint layout for 1 or N GPUs, written by
 # rank 0 alone. Frozen weights (the LoRA base) are left out: they come from the base model.
 _GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
@@ -344,7 +354,7 @@ def save_checkpoint(
             "history": history,
         }
         files = {"model.pt": model_state, "optimizer.pt": optimizer_state, "state.pt": state}
-        folder = checkpointing.save(Path(args.checkpoint_dir), step, files, args.keep_checkpoints)
+        folder = checkpointing.save(checkpoint_folder(args.checkpoint_dir), step, files, args.keep_checkpoints)
         log(f"saved checkpoint {folder}")
     barrier(env)
 
@@ -359,13 +369,14 @@ def resume(
     env: Distributed,
 ) -> tuple[int, list[dict[str, float]]]:
     """Load the newest complete checkpoint, if any; returns (step to continue from, metrics history)."""
+    directory = checkpoint_folder(args.checkpoint_dir)
     folder = None
     if env.is_main:
-        checkpointing.remove_temporary(Path(args.checkpoint_dir))
-        folder = checkpointing.latest(Path(args.checkpoint_dir))
+        checkpointing.remove_temporary(directory)
+        folder = checkpointing.latest(directory)
     folder = broadcast(folder, env)
     if folder is None:
-        log(f"no checkpoint in {args.checkpoint_dir}: starting from the base model")
+        log(f"no checkpoint in {directory}: starting from the base model")
         return 0, []
     state = broadcast(checkpointing.load(folder, "state.pt") if env.is_main else None, env)
     expected = {"method": args.method, "blocks_per_step": plan.blocks_per_step, "num_blocks": plan.num_blocks}
@@ -437,7 +448,8 @@ def format_duration(seconds: float) -> str:
 
 
 def main() -> None:
-    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # progress bars make unreadable CloudWatch logs
+    # Progress bars make unreadable CloudWatch logs.
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     # The training loop never modifies the model's outputs in place, which is what this warning is about.
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
     # ShardedGradScaler's one-element inf flag becomes a replicated DTensor, as intended.

@@ -88,7 +88,7 @@ def script_env(root: Path, text: TextChannels, extra: Mapping[str, str] | None =
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("SM_", "RANK", "LOCAL_RANK", "WORLD_SIZE"))
+        if not key.startswith(("SM_", "RANK", "LOCAL_RANK", "WORLD_SIZE", "TRAINING_JOB_NAME"))
     }
     env.update(
         SM_CHANNEL_TRAIN=str(text.train),

@@ -80,3 +80,8 @@ def test_dataclasses_check_values_when_built_directly() -> None:
         DataArguments(block_size=0)
     with pytest.raises(ValueError, match="--method: expected full or lora"):
         FinetuneArguments(method="qlora")
+
+
+def test_sagemakers_own_tuning_hyperparameter_is_ignored() -> None:
+    argv = ["--_tuning_objective_metric", "eval:loss", "--epochs", "2", "--_tuning_objective_metric=eval:loss"]
+    assert parse_args(argv)[2].epochs == 2.0

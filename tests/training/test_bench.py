@@ -28,7 +28,7 @@ def test_tiny_benchmark_runs_every_configuration_and_writes_its_report(
     assert {r["checkpoint_every"] for r in results if r["impl"] == "baseline"} == {1}
     assert {r["checkpoint_every"] for r in results if r["impl"] == "ours"} == {0}
     table = (tmp_path / "bench.md").read_text()
-    assert "| 64 | lora | ours | 2 x 2 | none | no |" in table
+    assert "| 64 | lora | ours | 2 x 2 | none | no | default |" in table
     assert "LoRA / full tokens/s" in table
     assert table in capsys.readouterr().out
 
@@ -39,3 +39,23 @@ def test_mfu_counts_6n_for_full_and_4n_plus_6_adapters_for_lora() -> None:
     model[1].weight.requires_grad_(False)
     model[1].bias.requires_grad_(False)
     assert bench.flops_per_token(model, "lora") == 4 * 55 + 6 * 55
+
+
+def test_ours_steps_back_after_running_out_of_memory_or_failing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def run_one(config: object, result: "bench.Result", args: object, device: torch.device) -> None:
+        if result.checkpoint_every == 0:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1.50 GiB")
+        if result.attention == "cudnn first":
+            raise RuntimeError("cuDNN Frontend error: no valid engine\n(details)")
+        result.tokens_per_second = 1000.0
+
+    monkeypatch.setattr(bench, "run_one", run_one)
+    args = bench.parse_args(["--tiny"])
+    attempts = bench.run_configuration(None, 32, "full", "ours", args, torch.device("cuda"))
+    assert [(r.checkpoint_every, r.attention, r.error) for r in attempts] == [
+        (0, "cudnn first", "out of memory"),
+        (4, "cudnn first", "RuntimeError: cuDNN Frontend error: no valid engine"),
+        (4, "default", None),
+    ]
+    baseline = bench.run_configuration(None, 32, "full", "baseline", args, torch.device("cuda"))
+    assert [(r.checkpoint_every, r.attention, r.compiled) for r in baseline] == [(1, "default", False)]

@@ -1,8 +1,10 @@
 """Runtime checks of finetune.py that need no GPU: kernels for the GPU's architecture, precision choice."""
 
+from pathlib import Path
+
 import pytest
 import torch
-from finetune import has_kernels, resolve_precision
+from finetune import checkpoint_folder, has_kernels, resolve_precision
 
 CUDA_126 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]  # PyTorch's CUDA 12.6 arch list
 CUDA_128_27 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]  # 2.7 cu128: no Volta
@@ -47,3 +49,10 @@ def test_precision_follows_the_gpu(
             resolve_precision("bf16", gpu)
     else:
         assert resolve_precision("bf16", gpu) == torch.bfloat16
+
+
+def test_each_sagemaker_job_keeps_its_checkpoints_apart(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TRAINING_JOB_NAME", raising=False)
+    assert checkpoint_folder("/opt/ml/checkpoints") == Path("/opt/ml/checkpoints")
+    monkeypatch.setenv("TRAINING_JOB_NAME", "legal-gptj-tuning-001-a1b2c3d4")
+    assert checkpoint_folder("/opt/ml/checkpoints") == Path("/opt/ml/checkpoints/legal-gptj-tuning-001-a1b2c3d4")
