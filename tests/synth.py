@@ -66,10 +66,10 @@ def synth(**overrides: object) -> Assembly:
 CONFIGURATIONS: dict[str, dict[str, object]] = {
     "default": {},
     "retain_data": {"retain_data": True},
-    # Serving: each endpoint switch, both together on the notebook's fine-tuned instance type (fp16, Turing) with
-    # non-default autoscaling and an alarm e-mail, and both in another region (image account and ARNs).
+    # Serving: each endpoint switch alone (the fine-tuned one in another region: image account, ARNs), and both
+    # together on the notebook's fine-tuned instance type (fp16, Turing) with non-default autoscaling and an e-mail.
     "base_endpoint": {"deploy_base_endpoint": True},
-    "fine_tuned_endpoint": {"fine_tuned_job": "legal-gptj-full-2024-06-01-12-00-00"},
+    "fine_tuned_endpoint_eu_west_1": {"region": "eu-west-1", "fine_tuned_job": "legal-gptj-lora-2024-07-01-08-30-00"},
     "both_endpoints_g4dn": {
         "deploy_base_endpoint": True,
         "fine_tuned_job": "legal-gptj-full-2024-06-01-12-00-00",
@@ -81,11 +81,6 @@ CONFIGURATIONS: dict[str, dict[str, object]] = {
         "endpoint_scale_out_cooldown_seconds": 120,
         "idle_alarm_hours": 12,
         "notification_email": "ops@example.com",
-    },
-    "both_endpoints_eu_west_1": {
-        "region": "eu-west-1",
-        "deploy_base_endpoint": True,
-        "fine_tuned_job": "legal-gptj-lora-2024-07-01-08-30-00",
     },
     # Training: one job on spot, on an EBS-only type (volume key), every training setting off its default, in
     # another region (image account, ARNs); and the tuning variant on spot.

@@ -40,10 +40,9 @@ BILLABLE_TYPES = (
     "AWS::CloudWatch::Dashboard",
     "AWS::IAM::Role",
 )
-FINE_TUNED = CONFIGURATIONS["fine_tuned_endpoint"]
+FINE_TUNED = CONFIGURATIONS["fine_tuned_endpoint_eu_west_1"]
 JOB = str(FINE_TUNED["fine_tuned_job"])
 G4DN = CONFIGURATIONS["both_endpoints_g4dn"]
-EU = CONFIGURATIONS["both_endpoints_eu_west_1"]
 
 
 def app_for(name: str) -> Assembly:
@@ -91,9 +90,8 @@ def test_no_switch_no_endpoint_nothing_that_bills(name: str) -> None:
     ("name", "labels"),
     [
         ("base_endpoint", ["Base"]),
-        ("fine_tuned_endpoint", ["FineTuned"]),
+        ("fine_tuned_endpoint_eu_west_1", ["FineTuned"]),
         ("both_endpoints_g4dn", ["Base", "FineTuned"]),
-        ("both_endpoints_eu_west_1", ["Base", "FineTuned"]),
     ],
 )
 def test_each_switch_adds_exactly_its_endpoint(name: str, labels: list[str]) -> None:
@@ -113,7 +111,7 @@ def test_each_switch_adds_exactly_its_endpoint(name: str, labels: list[str]) -> 
 
 
 def test_serving_stack_is_deployed_after_the_dataset_stack() -> None:
-    manifest = json.loads((app_for("fine_tuned_endpoint").outdir / "manifest.json").read_text())
+    manifest = json.loads((app_for("fine_tuned_endpoint_eu_west_1").outdir / "manifest.json").read_text())
     assert "LegalGptjDataset" in manifest["artifacts"][STACK]["dependencies"]
 
 
@@ -131,7 +129,7 @@ def test_base_model_downloads_the_pinned_hub_revision_without_network_isolation(
 
 
 def test_fine_tuned_model_is_the_jobs_uncompressed_prefix_with_network_isolation() -> None:
-    app = app_for("fine_tuned_endpoint")
+    app = app_for("fine_tuned_endpoint_eu_west_1")
     model = props(app, "AWS::SageMaker::Model")
     container = model["PrimaryContainer"]
     source = container["ModelDataSource"]["S3DataSource"]
@@ -165,7 +163,7 @@ def test_container_settings_follow_the_instance_type(name: str, tensor_parallel:
 
 
 @pytest.mark.parametrize(
-    ("name", "region"), [("both_endpoints_g4dn", "us-east-1"), ("both_endpoints_eu_west_1", "eu-west-1")]
+    ("name", "region"), [("both_endpoints_g4dn", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
 )
 def test_image_is_the_pinned_lmi_tag_from_the_regions_dlc_account(name: str, region: str) -> None:
     models = resources(app_for(name), "AWS::SageMaker::Model").values()
@@ -190,9 +188,8 @@ def test_image_resolution_is_offline_and_partition_aware() -> None:
     ("name", "instance_type", "count"),
     [
         ("base_endpoint", "ml.g5.12xlarge", 1),
-        ("fine_tuned_endpoint", "ml.g5.12xlarge", 1),
+        ("fine_tuned_endpoint_eu_west_1", "ml.g5.12xlarge", 1),
         ("both_endpoints_g4dn", "ml.g4dn.12xlarge", 2),
-        ("both_endpoints_eu_west_1", "ml.g5.12xlarge", 1),
     ],
 )
 def test_endpoint_configs_size_the_variant_and_omit_the_volume_key_on_nvme_types(
@@ -336,13 +333,14 @@ def alarms_of(app: Assembly, label: str) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("name", "idle_hours", "gpus"), [("both_endpoints_eu_west_1", 6, 4), ("both_endpoints_g4dn", 12, 4)]
+    ("name", "labels", "idle_hours", "gpus"),
+    [("fine_tuned_endpoint_eu_west_1", ["FineTuned"], 6, 4), ("both_endpoints_g4dn", ["Base", "FineTuned"], 12, 4)],
 )
-def test_four_alarms_per_endpoint_all_to_the_topic(name: str, idle_hours: int, gpus: int) -> None:
+def test_four_alarms_per_endpoint_all_to_the_topic(name: str, labels: list[str], idle_hours: int, gpus: int) -> None:
     app = app_for(name)
     topic_id = only(app, "AWS::SNS::Topic")[0]
-    assert len(resources(app, "AWS::CloudWatch::Alarm")) == 8
-    for label in ("Base", "FineTuned"):
+    assert len(resources(app, "AWS::CloudWatch::Alarm")) == 4 * len(labels)
+    for label in labels:
         alarms = alarms_of(app, label)
         dimensions = [
             {"Name": "EndpointName", "Value": endpoint_name_ref(app, label)},
@@ -439,13 +437,21 @@ def common_statements(app: Assembly, label: str, region: str) -> list[dict[str, 
     ]
 
 
+def test_the_base_endpoint_role_has_no_data_access() -> None:
+    app = app_for("both_endpoints_g4dn")
+    assert policy_statements(app, "Base") == common_statements(app, "Base", "us-east-1"), "no S3 or KMS"
+    roles = {
+        only(app, "AWS::SageMaker::Model", label)[1]["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
+        for label in ("Base", "FineTuned")
+    }
+    assert len(roles) == 2, "each endpoint has its own role"
+
+
 @pytest.mark.parametrize(
-    ("name", "region"), [("both_endpoints_g4dn", "us-east-1"), ("both_endpoints_eu_west_1", "eu-west-1")]
+    ("name", "region"), [("both_endpoints_g4dn", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
 )
-def test_each_endpoint_role_has_only_what_its_endpoint_needs(name: str, region: str) -> None:
+def test_the_fine_tuned_endpoint_role_reads_its_model_prefix_only(name: str, region: str) -> None:
     app = app_for(name)
-    base = policy_statements(app, "Base")
-    assert base == common_statements(app, "Base", region), "the Hub model needs no S3 or KMS"
     fine_tuned = policy_statements(app, "FineTuned")
     assert fine_tuned[:4] == common_statements(app, "FineTuned", region)
     read, listing, decrypt = fine_tuned[4:]
@@ -456,11 +462,6 @@ def test_each_endpoint_role_has_only_what_its_endpoint_needs(name: str, region: 
     assert listing["Condition"] == {"StringLike": {"s3:prefix": [f"models/{job}/output/model/*"]}}
     assert decrypt["Action"] == "kms:Decrypt"
     assert "StoreKey" in decrypt["Resource"]["Fn::GetStackOutput"]["OutputName"]
-    roles = {
-        only(app, "AWS::SageMaker::Model", label)[1]["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
-        for label in ("Base", "FineTuned")
-    }
-    assert len(roles) == 2, "each endpoint has its own role"
 
 
 def test_model_waits_for_its_roles_policy() -> None:
