@@ -103,7 +103,7 @@ def test_prep_function_runtime_and_limits(default_app: Assembly) -> None:
             "Architectures": ["arm64"],
             "ReservedConcurrentExecutions": 1,
             "MemorySize": 1024,
-            "EphemeralStorage": {"Size": 2048},
+            "EphemeralStorage": {"Size": 512},
             "Timeout": 900,
             "LoggingConfig": {"LogGroup": Match.any_value()},
             "Environment": {
