@@ -48,7 +48,7 @@ lint: setup ## ruff lint and format check
 	$(BIN)/ruff format --check .
 
 typecheck: setup ## mypy (strict for stacks/, lambdas/, config/)
-	$(BIN)/mypy app.py config stacks lambdas tools
+	$(BIN)/mypy app.py config stacks lambdas tools ops
 
 unit: setup ## pytest
 	$(BIN)/python -m pytest
@@ -77,6 +77,9 @@ cost: setup ## Estimate training and endpoint cost for the settings (C="key=valu
 
 invoke: setup ## Ask the endpoints to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
 	$(BIN)/python -m ops.invoke $(if $(PROMPT),--prompt "$(PROMPT)") $(ARGS)
+
+rehearse: setup ## The whole chain locally (prep -> S3 -> train.py on CPU -> query), no AWS account
+	$(BIN)/python -m ops.rehearse $(ARGS)
 
 clean: ## Remove build outputs (keeps the virtualenv)
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache
