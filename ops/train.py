@@ -14,6 +14,7 @@ The stack is found by its CloudFormation outputs in the region from cdk.json (or
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import secrets
 import sys
@@ -28,7 +29,7 @@ import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from config import SettingError
-from config.settings import UK_ABS_TRAIN_DOCUMENTS
+from config.settings import UK_ABS_TRAIN_DOCUMENTS, Settings
 from lambdas.stop_executions.handler import (
     EXECUTION_NAME_CHARS,
     is_job_of,
@@ -37,6 +38,7 @@ from lambdas.stop_executions.handler import (
     stop_execution_and_jobs,
 )
 from ops.context import project_settings
+from ops.cost import estimate_lines
 
 STACK_NAME = "LegalGptjTraining"  # stacks.app_builder: STACK_PREFIX + "Training"
 POLL_SECONDS = 30.0
@@ -102,9 +104,12 @@ def console_links(pipeline: Pipeline, execution_arn: str, job: str) -> dict[str,
     }
 
 
-def print_cost_estimate(pipeline: Pipeline, overrides: Mapping[str, object], out: TextIO) -> None:
-    """Hook: the cost estimate of this run is printed here, before it starts (a later issue fills it in from
-    ops/cost.py's price table and measured throughput). It prints nothing until then: no made-up numbers."""
+def print_cost_estimate(settings: Settings, overrides: Mapping[str, object], out: TextIO) -> None:
+    """The estimate for this run (the deployed settings with this execution's overrides), before it starts."""
+    run_settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+    for line in estimate_lines(run_settings):
+        if not line.startswith("Endpoint"):
+            print(line, file=out)
 
 
 def check_training_log_group(pipeline: Pipeline, clients: ClientFactory, out: TextIO) -> bool:
@@ -306,7 +311,8 @@ def run(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     args = parse_args(argv)
-    region = args.region or project_settings(args.context).region
+    settings = project_settings(args.context)
+    region = args.region or settings.region
     pipeline = find_pipeline(clients, region, args.stack_name)
     if args.stop:
         return stop_latest(pipeline, clients, out)
@@ -323,7 +329,7 @@ def run(
             for key, value in (("doc_count", args.doc_count), ("epochs", args.epochs), ("method", args.method))
             if value is not None
         }
-        print_cost_estimate(pipeline, overrides, out)
+        print_cost_estimate(settings, overrides, out)
         check_training_log_group(pipeline, clients, out)
         arn = start(pipeline, clients, overrides, out)
         if args.no_follow:

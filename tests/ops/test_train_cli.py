@@ -157,8 +157,10 @@ def test_happy_path_starts_follows_and_says_how_to_deploy(moto_server: MotoServe
     job = state["job"]
     assert job == f"legal-gptj-{execution.name}"
     lines = printed.splitlines()
-    assert lines[0] == f"started execution {execution.name} of {stack[0]} in {REGION}"
-    assert f"training job: {job} " in lines[1]
+    assert lines[0].startswith(f"Cost estimate for {REGION}")
+    assert "method lora" in printed and "x 1 epochs" in printed
+    started = lines.index(f"started execution {execution.name} of {stack[0]} in {REGION}")
+    assert f"training job: {job} " in lines[started + 1]
     assert f"https://{REGION}.console.aws.amazon.com/sagemaker/home?region={REGION}#/jobs/{job}" in printed
     assert "Ctrl-C detaches; the execution and its job keep running" in printed
     assert [line.split("] ", 1)[1] for line in lines if line.startswith("[")] == [
@@ -178,7 +180,7 @@ def test_a_missing_training_log_group_is_reported_once(moto_server: MotoServer, 
         logs.delete_log_group(logGroupName=train.TRAINING_LOG_GROUP)
     status, printed = run(stack, factory(moto_server), "--no-follow")
     assert status == 0
-    assert printed.startswith(f"warning: the log group {train.TRAINING_LOG_GROUP} does not exist in {REGION}")
+    assert f"\nwarning: the log group {train.TRAINING_LOG_GROUP} does not exist in {REGION}" in printed
     assert "aws logs put-retention-policy" in printed
     logs.create_log_group(logGroupName=train.TRAINING_LOG_GROUP)
     status, printed = run(stack, factory(moto_server), "--no-follow")
