@@ -266,7 +266,8 @@ def run_guarded(config: GPTJConfig, result: Result, args: argparse.Namespace, de
     finally:
         # Free this configuration's model, optimizer and compiled graphs before the next one.
         gc.collect()
-        torch._dynamo.reset()
+        if result.compiled:
+            torch._dynamo.reset()
         if device.type == "cuda":
             torch.cuda.empty_cache()
     print(f"{result.seq} {result.method} {result.impl}: {time.perf_counter() - start:.0f} s", flush=True)

@@ -217,7 +217,7 @@ def launches(
         "killed": launch_train(
             killed, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2", kill_on="saved checkpoint"
         ),
-        "lora": launch_train(lora, text, tiny_model, *LORA_ARGS, env={"SM_NUM_GPUS": "2"}),  # 2 DDP ranks
+        "lora": launch_train(lora, text, tiny_model, *LORA_ARGS),
     }
     # ...resumed in the same folders by 2 FSDP ranks (gloo) with 1 block each: the same 2 blocks per step.
     launched["resumed"] = Launched(
