@@ -92,7 +92,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tiny", action="store_true", help="a 2-layer model and short sequences (CPU smoke test)")
     parser.add_argument("--steps", type=int, default=4, help="measured optimizer steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first (compilation happens here)")
-    parser.add_argument("--seq_lengths", type=int, nargs="+", help="default: 1024 2048 (tiny: 32 64)")
+    parser.add_argument("--seq_lengths", type=int, nargs="+", help="default: 2048 1024, the target first (tiny: 64 32)")
     parser.add_argument("--methods", nargs="+", default=["full", "lora"], choices=["full", "lora"])
     parser.add_argument("--impls", nargs="+", default=["baseline", "ours"], choices=["baseline", "ours"])
     parser.add_argument("--tokens_per_micro_batch", type=int, help="default: 8192 (tiny: 128)")
@@ -102,7 +102,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--peak_tflops", type=float, help="peak dense bf16 TFLOP/s of the device")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for bench.md and bench.json")
     args = parser.parse_args(argv)
-    args.seq_lengths = args.seq_lengths or ([32, 64] if args.tiny else [1024, 2048])
+    args.seq_lengths = args.seq_lengths or ([64, 32] if args.tiny else [2048, 1024])
     args.tokens_per_micro_batch = args.tokens_per_micro_batch or (128 if args.tiny else 8192)
     for seq in args.seq_lengths:
         if args.tokens_per_micro_batch % seq:
@@ -240,7 +240,8 @@ def run_configuration(
             return attempts
 
 
-def run_all(args: argparse.Namespace, device: torch.device) -> list[Result]:
+def run_all(args: argparse.Namespace, device: torch.device, report: Callable[[list[Result]], None]) -> list[Result]:
+    """Every configuration; report gets the results so far after each one (a time limit keeps what finished)."""
     config = GPTJConfig(**(TINY if args.tiny else GPTJ_6B))
     results: list[Result] = []
     for seq in args.seq_lengths:
@@ -252,6 +253,7 @@ def run_all(args: argparse.Namespace, device: torch.device) -> list[Result]:
                 if impl == "ours" and baseline and baseline.tokens_per_second and final.tokens_per_second:
                     final.vs_baseline = final.tokens_per_second / baseline.tokens_per_second
                 results += attempts
+                report(results)
     return results
 
 
@@ -301,25 +303,24 @@ def markdown(results: list[Result], device_name: str) -> str:
     return "\n".join(lines)
 
 
+def write_report(results: list[Result], args: argparse.Namespace, device_name: str) -> None:
+    if not args.out:
+        return
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.md").write_text(markdown(results, device_name) + "\n")
+    runs = [asdict(result) for result in results]
+    payload = {"device": device_name, "torch": torch.__version__, "args": vars(args), "results": runs}
+    (out / "bench.json").write_text(json.dumps(payload, indent=1))
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
     device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     torch.manual_seed(0)
-    results = run_all(args, device)
-    table = markdown(results, device_name)
-    print(table, flush=True)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "bench.md").write_text(table + "\n")
-        payload = {
-            "device": device_name,
-            "torch": torch.__version__,
-            "args": vars(args),
-            "results": [asdict(r) for r in results],
-        }
-        (out / "bench.json").write_text(json.dumps(payload, indent=1))
+    results = run_all(args, device, lambda so_far: write_report(so_far, args, device_name))
+    print(markdown(results, device_name), flush=True)
 
 
 if __name__ == "__main__":
