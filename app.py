@@ -19,11 +19,12 @@ from stacks.app_builder import build_pipeline
 def main() -> int:
     app = cdk.App()
     try:
-        settings = load_settings(app.node.get_all_context())
+        # Some checks need facts the stacks derive (e.g. whether an instance type can hold the model), so building
+        # the stacks can reject a setting too; either way the operator sees one line.
+        build_pipeline(app, load_settings(app.node.get_all_context()))
     except SettingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    build_pipeline(app, settings)
     app.synth()
     return 0
 

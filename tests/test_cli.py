@@ -60,3 +60,10 @@ def test_pinned_cdk_cli_reports_the_bad_key(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert "error: invalid setting doc_count=0: expected an integer from 1 to 693" in result.stderr
     assert "end-of-life" not in result.stderr + result.stdout
+
+
+def test_setting_rejected_while_building_stacks_is_one_line_too(tmp_path: Path) -> None:
+    result = run_app(tmp_path, deploy_base_endpoint=True, endpoint_instance_type="ml.g4dn.xlarge")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: invalid setting endpoint_instance_type='ml.g4dn.xlarge'")
