@@ -19,48 +19,16 @@ Choice: the AWS Large Model Inference (LMI) container, DJL Serving 0.36.0 with v
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from aws_cdk.region_info import RegionInfo
+from stacks.images import ContainerImage, dlc_image
 
 LMI_REPOSITORY = "djl-inference"
 LMI_TAG = "0.36.0-lmi18.0.0-cu128"
 # What the tag ships, for the docs and the decision log (release notes of LMI v18).
 LMI_VLLM_VERSION = "0.12.0"
 
-
-@dataclass(frozen=True)
-class ServingImage:
-    """A container image in the deep learning container registry of one region."""
-
-    account: str
-    region: str
-    partition: str
-    domain_suffix: str
-    repository: str
-    tag: str
-
-    @property
-    def uri(self) -> str:
-        return f"{self.account}.dkr.ecr.{self.region}.{self.domain_suffix}/{self.repository}:{self.tag}"
-
-    @property
-    def repository_arn(self) -> str:
-        """What the endpoint role may pull from: this one repository, not every repository of the account."""
-        return f"arn:{self.partition}:ecr:{self.region}:{self.account}:repository/{self.repository}"
+ServingImage = ContainerImage
 
 
 def lmi_image(region: str) -> ServingImage:
     """The pinned LMI image for `region`, from the CDK's region facts (no lookup, no network)."""
-    facts = RegionInfo.get(region)
-    account = facts.dlc_repository_account
-    if account is None:
-        raise ValueError(f"no deep learning container account is known for region {region!r}")
-    return ServingImage(
-        account=account,
-        region=region,
-        partition=facts.partition or "aws",
-        domain_suffix=facts.domain_suffix or "amazonaws.com",
-        repository=LMI_REPOSITORY,
-        tag=LMI_TAG,
-    )
+    return dlc_image(region, LMI_REPOSITORY, LMI_TAG)
