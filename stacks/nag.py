@@ -6,10 +6,13 @@ acknowledgement names one finding (rule id plus, for IAM5, the exact action or r
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import aws_cdk as cdk
-from aws_cdk import aws_s3 as s3
+import jsii
 from cdk_nag import AwsSolutionsChecks
-from constructs import Construct, IConstruct
+from constructs import Construct, IConstruct, IValidation
 
 
 def add_nag_checks(app: cdk.App) -> None:
@@ -20,8 +23,42 @@ def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
 
 
-def bucket_arn_token(bucket: s3.IBucket) -> str:
-    """How cdk-nag spells the bucket's ARN in an IAM5 finding: `<LogicalId.Arn>`."""
-    cfn_bucket = bucket.node.default_child
-    assert isinstance(cfn_bucket, Construct)
-    return f"<{cdk.Stack.of(bucket).get_logical_id(cfn_bucket)}.Arn>"  # type: ignore[arg-type]
+def nag_resource(stack: cdk.Stack, value: str) -> str:
+    """How cdk-nag spells a (possibly tokenized) resource in an IAM5 finding: references as `<LogicalId>` or
+    `<LogicalId.Attribute>`, pseudo parameters as `<AWS::AccountId>`, other intrinsics (the `Fn::GetStackOutput` of
+    this app's weak cross-stack references) as their compact JSON."""
+    resolved = stack.resolve(value)
+    parts: list[Any] = resolved["Fn::Join"][1] if isinstance(resolved, dict) and "Fn::Join" in resolved else [resolved]
+    return "".join(_spell(part) for part in parts)
+
+
+def _spell(part: Any) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, dict) and "Ref" in part:
+        return f"<{part['Ref']}>"
+    if isinstance(part, dict) and "Fn::GetAtt" in part:
+        return f"<{'.'.join(part['Fn::GetAtt'])}>"
+    return json.dumps(part, separators=(",", ":"))
+
+
+@jsii.implements(IValidation)
+class _AcknowledgeWhenResolved:
+    def __init__(self, construct: Construct, findings: list[tuple[str, str]]) -> None:
+        self.construct = construct
+        self.findings = findings
+
+    def validate(self) -> list[str]:
+        stack = cdk.Stack.of(self.construct)
+        for resource, reason in self.findings:
+            acknowledge(self.construct, f"AwsSolutions-IAM5[Resource::{nag_resource(stack, resource)}]", reason)
+        return []
+
+
+def acknowledge_wildcards(construct: Construct, findings: list[tuple[str, str]]) -> None:
+    """Acknowledge IAM5 for each (resource, reason): one finding per wildcard resource, never the rule wholesale.
+
+    Made from a construct validation: a reference to another stack's resource gets its final form only when the app
+    is prepared for synthesis, after construction; validations run after that and before the cdk-nag plugin.
+    """
+    construct.node.add_validation(_AcknowledgeWhenResolved(construct, findings))

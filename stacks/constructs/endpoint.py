@@ -19,7 +19,7 @@ from config.instance_types import InstanceFacts
 from stacks.constructs.bucket_access import grant_prefix
 from stacks.constructs.dataset_bucket import MODELS_PREFIX, DatasetBucket
 from stacks.constructs.endpoint_alarms import EndpointAlarms
-from stacks.constructs.endpoint_role import ENDPOINT_LOG_GROUP_PREFIX, EndpointRole, acknowledge_resolved
+from stacks.constructs.endpoint_role import ENDPOINT_LOG_GROUP_PREFIX, EndpointRole
 from stacks.constructs.endpoint_scaling import EndpointAutoscaling
 from stacks.constructs.serving_container import ContainerSettings
 from stacks.log_groups import RETENTION
@@ -106,13 +106,6 @@ class GptjEndpoint(Construct):
         from_s3 = isinstance(weights, TrainedWeights)
         if isinstance(weights, TrainedWeights):
             grant_prefix(self.execution_role, weights.store, weights.prefix)
-            acknowledge_resolved(
-                self.execution_role,
-                "AwsSolutions-IAM5",
-                weights.store.bucket.arn_for_objects(f"{weights.prefix}*"),
-                f"Read-only on the {weights.prefix} prefix of the dataset bucket, whose object keys (shards, "
-                "tokenizer files) are only known once the training job has written them.",
-            )
             model_data_source = sagemaker.CfnModel.ModelDataSourceProperty(
                 s3_data_source=sagemaker.CfnModel.S3DataSourceProperty(
                     s3_uri=weights.s3_uri, s3_data_type="S3Prefix", compression_type="None"

@@ -1,13 +1,8 @@
 from __future__ import annotations
 
-import json
-from typing import Any
-
-import aws_cdk as cdk
-import jsii
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
-from constructs import Construct, IValidation
+from constructs import Construct
 
 from stacks.nag import acknowledge
 from stacks.serving_image import ServingImage
@@ -62,45 +57,3 @@ class EndpointRole(Construct):
             "Only ecr:GetAuthorizationToken and cloudwatch:PutMetricData use *: neither supports resource-level "
             "permissions; the metric write is limited to the /aws/sagemaker/Endpoints namespace by a condition.",
         )
-
-
-def nag_token(stack: cdk.Stack, value: str) -> str:
-    """How cdk-nag spells a (possibly tokenized) resource string in a finding's id.
-
-    References become `<LogicalId>` / `<LogicalId.Attribute>`, pseudo parameters `<AWS::AccountId>`, and other
-    intrinsics (such as `Fn::GetStackOutput` of a weak cross-stack reference) their compact JSON.
-    """
-    resolved = stack.resolve(value)
-    parts: list[Any] = resolved["Fn::Join"][1] if isinstance(resolved, dict) and "Fn::Join" in resolved else [resolved]
-
-    def spell(part: Any) -> str:
-        if isinstance(part, str):
-            return part
-        if isinstance(part, dict) and "Ref" in part:
-            return f"<{part['Ref']}>"
-        if isinstance(part, dict) and "Fn::GetAtt" in part:
-            return f"<{'.'.join(part['Fn::GetAtt'])}>"
-        return json.dumps(part, separators=(",", ":"))
-
-    return "".join(spell(part) for part in parts)
-
-
-@jsii.implements(IValidation)
-class _AcknowledgeOnceResolved:
-    def __init__(self, construct: Construct, rule: str, resource: str, reason: str) -> None:
-        self.construct, self.rule, self.resource, self.reason = construct, rule, resource, reason
-
-    def validate(self) -> list[str]:
-        token = nag_token(cdk.Stack.of(self.construct), self.resource)
-        acknowledge(self.construct, f"{self.rule}[Resource::{token}]", self.reason)
-        return []
-
-
-def acknowledge_resolved(construct: Construct, rule: str, resource: str, reason: str) -> None:
-    """Acknowledge a finding on `resource` as cdk-nag will spell it once cross-stack references are resolved.
-
-    A reference to another stack's resource only becomes its final intrinsic (`Fn::GetStackOutput` for this app's
-    weak references) when the app is prepared for synthesis, after construction; construct validations run after
-    that preparation and before the cdk-nag plugin, so the acknowledgement is made there, for exactly that string.
-    """
-    construct.node.add_validation(_AcknowledgeOnceResolved(construct, rule, resource, reason))

@@ -14,9 +14,9 @@ from lambdas.stop_executions.handler import JOB_NAME_PREFIX
 from stacks.constructs.bucket_access import grant_prefix
 from stacks.constructs.dataset_bucket import CHECKPOINT_PREFIX, MODELS_PREFIX, DatasetBucket
 from stacks.constructs.dataset_prep import DATASET_PREFIX
-from stacks.constructs.training_iam import acknowledge_wildcards
 from stacks.constructs.training_source import TrainingSource
 from stacks.images import ContainerImage
+from stacks.nag import acknowledge_wildcards
 
 # SageMaker writes every training job's logs into this group, one stream per job and host.
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"

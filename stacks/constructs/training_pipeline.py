@@ -20,9 +20,9 @@ from config import Settings
 from lambdas.stop_executions.handler import JOB_NAME_PREFIX
 from stacks.constructs.dataset_bucket import DatasetBucket
 from stacks.constructs.training_definition import PipelineSpec, definition
-from stacks.constructs.training_iam import acknowledge_wildcards
 from stacks.constructs.training_source import TrainingSource
 from stacks.images import ContainerImage
+from stacks.nag import acknowledge_wildcards
 
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 # The EventBridge rules that Step Functions manages for the `.sync` integrations (one per account and region).

@@ -18,7 +18,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from lambdas.stop_executions.handler import JOB_NAME_PREFIX
-from stacks.constructs.training_iam import acknowledge_wildcards
+from stacks.nag import acknowledge_wildcards
 
 HANDLER_ROOT = Path(__file__).resolve().parents[2] / "lambdas" / "stop_executions"
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
