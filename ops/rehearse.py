@@ -89,7 +89,7 @@ def download_channels(s3: Any, manifest_uri: str, channels: Path, progress: Prog
 
 
 def train(workdir: Path, folders: dict[str, Path], progress: Progress) -> tuple[Path, str]:
-    from tests.training.conftest import make_tiny_model
+    from tests.fixtures.tiny_gptj import make_tiny_model
 
     model = make_tiny_model(workdir / "base-model", sorted(folders["train"].glob("*.txt")))
     progress("training/train.py on CPU: tiny random-init GPT-J, 12 steps, checkpoints, eval before and after")

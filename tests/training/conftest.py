@@ -13,12 +13,13 @@ from typing import Any, cast
 
 import pytest
 
+from tests.fixtures.tiny_gptj import make_tiny_model
+
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING = ROOT / "training"
 # train.py runs with training/ as its import root (SageMaker's source_dir); the tests import its modules the same way.
 sys.path.insert(0, str(TRAINING))
 
-EOS = "<|endoftext|>"
 BLOCK_SIZE = 32
 
 
@@ -41,36 +42,6 @@ def prepare_text(directory: Path, documents: int = 16) -> TextChannels:
         train=(directory / "out" / manifest.train.key).parent,
         validation=(directory / "out" / manifest.validation_output.key).parent,
     )
-
-
-def make_tiny_model(directory: Path, text_files: list[Path]) -> Path:
-    """A random-init 2-layer GPT-J and a byte-level BPE tokenizer trained on the text, saved like a Hub model."""
-    import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPTJConfig, GPTJForCausalLM, PreTrainedTokenizerFast
-
-    bpe = Tokenizer(models.BPE())
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=384, special_tokens=[EOS], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
-    )
-    bpe.train([str(path) for path in text_files], trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=bpe, eos_token=EOS, bos_token=EOS)  # type: ignore[no-untyped-call]
-    config = GPTJConfig(
-        vocab_size=len(tokenizer),
-        n_positions=128,
-        n_embd=64,
-        n_layer=2,
-        n_head=4,
-        rotary_dim=8,
-        bos_token_id=tokenizer.eos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    torch.manual_seed(0)
-    GPTJForCausalLM(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="session")
