@@ -106,6 +106,21 @@ class FinetuneArguments:
     gradient_checkpointing: bool = field(
         default=True, metadata={"help": "Recompute activations in the backward pass to save memory."}
     )
+    gradient_checkpointing_every: int = field(
+        default=1,
+        metadata={
+            "help": "With --gradient_checkpointing: recompute only every n-th transformer block (1: every block); "
+            "a larger n recomputes less and needs more memory."
+        },
+    )
+    compile_blocks: bool = field(
+        default=False,
+        metadata={"help": "torch.compile each transformer block (one graph for all); the first step compiles."},
+    )
+    cudnn_attention_first: bool = field(
+        default=False,
+        metadata={"help": "Put cuDNN's fused attention first in SDPA's kernel order (sm_80 and newer use it)."},
+    )
     lora_r: int = field(default=16, metadata={"help": "LoRA rank."})
     lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling numerator (scale = alpha / r)."})
     lora_dropout: float = field(
@@ -165,6 +180,12 @@ class FinetuneArguments:
         )
         _require(
             self.precision in ("auto", "fp16", "bf16", "fp32"), "precision", "auto, fp16, bf16 or fp32", self.precision
+        )
+        _require(
+            self.gradient_checkpointing_every >= 1,
+            "gradient_checkpointing_every",
+            "an integer >= 1",
+            self.gradient_checkpointing_every,
         )
         _require(self.lora_r >= 1, "lora_r", "an integer >= 1", self.lora_r)
         _require(self.lora_alpha >= 1, "lora_alpha", "an integer >= 1", self.lora_alpha)

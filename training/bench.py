@@ -4,11 +4,12 @@ The GPT-J-6B architecture at random init (no download), bf16, for each sequence 
 in one process:
   baseline: stock transformers + peft: SDPA attention, activation checkpointing on (how a stock 6B run fits one
             GPU), fused AdamW; LoRA through peft's defaults (adapters upcast to fp32, inputs copied to fp32).
-  ours:     no activation checkpointing, each GPTJBlock compiled with torch.compile, cuDNN attention first in the
-            SDPA priority list; LoRA is train.py's (fp32 adapters under bf16 autocast, no fp32 copies of the
-            activations, no dropout) with an adapter-only fused AdamW. When a configuration runs out of memory,
-            ours retries it checkpointing every 4th, then every 2nd block; after another error it retries with the
-            default attention order, then uncompiled. Every attempt is reported.
+  ours:     train.py's speed options (speedups.py): no activation checkpointing, each GPTJBlock compiled with
+            torch.compile, cuDNN attention first in the SDPA priority list; LoRA is train.py's (fp32 adapters
+            under bf16 autocast, no fp32 copies of the activations, no dropout) with an adapter-only fused AdamW.
+            When a configuration runs out of memory, ours retries it checkpointing every 4th, then every 2nd block;
+            after another error it retries with the default attention order, then uncompiled. Every attempt is
+            reported, and the table names the train.py flags of each of ours' final configurations.
 Both use bf16 weights and optimizer states for full fine-tuning (fp32 master weights would need ~97 GB; train.py
 keeps them and shards them with FSDP across GPUs, with the same bf16 compute), the same micro-batch of
 --tokens_per_micro_batch tokens and the same gradient accumulation, which spreads the optimizer step over more
@@ -25,12 +26,11 @@ Writes bench.md and bench.json to $OUT (or --out) when set.
 """
 
 import argparse
-import contextlib
 import gc
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -38,9 +38,8 @@ from typing import Any, cast
 import torch
 from arguments import FinetuneArguments
 from finetune import LORA_TARGET_MODULES, add_lora
-from torch.nn.attention import SDPBackend, sdpa_kernel
+from speedups import attention_kernels, checkpoint_activations, compile_blocks
 from transformers import AutoModelForCausalLM, GPTJConfig
-from transformers.models.gptj.modeling_gptj import GPTJBlock
 
 GPTJ_6B: dict[str, Any] = {
     "n_layer": 28,
@@ -81,6 +80,7 @@ class Result:
     attention: str  # SDPA kernel order: "cudnn first" or "default"
     warmup_seconds: float | None = None
     tokens_per_second: float | None = None
+    flops_per_token: float | None = None
     mfu: float | None = None
     peak_memory_gib: float | None = None
     error: str | None = None
@@ -125,8 +125,7 @@ def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch
             config, dtype=torch.bfloat16, attn_implementation="sdpa"
         )
     model.config.use_cache = False
-    if result.checkpoint_every:
-        model.activation_checkpointing_enable(every_n_layers=result.checkpoint_every)
+    checkpoint_activations(model, result.checkpoint_every)
     if result.method == "lora":
         if result.impl == "baseline":
             from peft import LoraConfig, get_peft_model
@@ -150,14 +149,14 @@ def make_step(
     batch: torch.Tensor,
     accumulation: int,
     autocast: bool,
-    attention: Callable[[], contextlib.AbstractContextManager[None]],
+    cudnn_first: bool,
 ) -> Callable[[], None]:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-5, fused=batch.device.type == "cuda")
 
     def step() -> None:
         for _ in range(accumulation):
-            with attention(), torch.autocast(batch.device.type, torch.bfloat16, enabled=autocast):
+            with attention_kernels(cudnn_first), torch.autocast(batch.device.type, torch.bfloat16, enabled=autocast):
                 loss = model(input_ids=batch, labels=batch).loss
             (loss / accumulation).backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -165,13 +164,6 @@ def make_step(
         optimizer.zero_grad(set_to_none=True)
 
     return step
-
-
-@contextlib.contextmanager
-def cudnn_attention_first() -> Iterator[None]:
-    backends = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
-    with sdpa_kernel(backends, set_priority=True):
-        yield
 
 
 def synchronize(device: torch.device) -> None:
@@ -185,13 +177,13 @@ def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device
         torch.cuda.reset_peak_memory_stats(device)
     model = build_model(config, result, args.lora_r, device)
     if result.compiled:
-        for block in model.modules():
-            if isinstance(block, GPTJBlock):
-                block.compile()
+        compile_blocks(model)
     batch = torch.randint(config.vocab_size, (result.micro_batch, result.seq), device=device)
     ours = result.impl == "ours"
-    attention = cudnn_attention_first if result.attention == "cudnn first" else contextlib.nullcontext
-    step = make_step(model, batch, result.accumulation, autocast=ours and result.method == "lora", attention=attention)
+    cudnn_first = result.attention == "cudnn first"
+    step = make_step(
+        model, batch, result.accumulation, autocast=ours and result.method == "lora", cudnn_first=cudnn_first
+    )
     start = time.perf_counter()
     for _ in range(args.warmup):
         step()
@@ -203,9 +195,10 @@ def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device
     synchronize(device)
     seconds = time.perf_counter() - start
     result.tokens_per_second = args.steps * result.accumulation * result.micro_batch * result.seq / seconds
+    result.flops_per_token = flops_per_token(model, result.method)
     peak = peak_flops(device, args.peak_tflops)
     if peak:
-        result.mfu = result.tokens_per_second * flops_per_token(model, result.method) / peak
+        result.mfu = result.tokens_per_second * result.flops_per_token / peak
     if device.type == "cuda":
         result.peak_memory_gib = torch.cuda.max_memory_allocated(device) / 2**30
 
@@ -300,7 +293,25 @@ def markdown(results: list[Result], device_name: str) -> str:
         full, lora = ours.get("full"), ours.get("lora")
         if full and lora:
             lines.append(f"\nours, sequence {seq}: LoRA / full tokens/s = {lora / full:.2f}")
+    finished = [r for r in results if r.impl == "ours" and r.error is None]
+    lines += [""] if finished else []
+    for r in finished:
+        lines.append(f"train.py flags of ours, {r.method}, sequence {r.seq}: {train_flags(r)}")
     return "\n".join(lines)
+
+
+def train_flags(result: Result) -> str:
+    """The train.py arguments that run a configuration's speed options (block size and batch are the job's)."""
+    every = result.checkpoint_every
+    checkpointing = (
+        f"--gradient_checkpointing True --gradient_checkpointing_every {every}"
+        if every
+        else ("--gradient_checkpointing False")
+    )
+    return (
+        f"--method {result.method} --block_size {result.seq} {checkpointing} --compile_blocks {result.compiled} "
+        f"--cudnn_attention_first {result.attention == 'cudnn first'}"
+    )
 
 
 def write_report(results: list[Result], args: argparse.Namespace, device_name: str) -> None:

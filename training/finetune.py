@@ -31,6 +31,7 @@ import transformers
 from arguments import FinetuneArguments, ModelArguments, parse_args
 from data import BatchPlan, eval_batches, tokenize_and_pack
 from metrics import format_metrics
+from speedups import attention_kernels, checkpoint_activations, compile_blocks
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -203,13 +204,18 @@ def prepare_model(
 ) -> torch.nn.Module:
     model.config.use_cache = False
     if args.gradient_checkpointing:
-        # Non-reentrant checkpointing: works with frozen inputs (LoRA), FSDP and DDP.
-        model.activation_checkpointing_enable({"use_reentrant": False})
+        checkpoint_activations(model, args.gradient_checkpointing_every)
+        every = args.gradient_checkpointing_every
+        log(f"activation checkpointing on {'every block' if every == 1 else f'1 block in {every}'}")
     if args.method == "lora":
         peft_model = add_lora(model, args).to(env.device)
+        if args.compile_blocks:
+            log(f"compiling {compile_blocks(peft_model)} blocks with their adapters")
         if env.world_size == 1:
             return peft_model
         return DistributedDataParallel(peft_model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
+    if args.compile_blocks:
+        log(f"compiling {compile_blocks(model)} blocks")  # before sharding, the order torchtitan uses
     if env.world_size > 1:
         # Sharding each block keeps one block's full weights in memory at a time; fully_shard moves the shards to
         # the GPU, so the fp32 model loaded on the CPU never lands whole on one GPU.
@@ -247,14 +253,14 @@ def train_step(
     scaler: torch.amp.GradScaler,
     params: list[torch.nn.Parameter],
     max_grad_norm: float,
-    autocast: Callable[[], AbstractContextManager[Any]],
+    forward_context: Callable[[], AbstractContextManager[Any]],
     env: Distributed,
 ) -> tuple[float, float]:
     """One optimizer step over the micro-batches; returns (mean loss over all ranks, gradient norm)."""
     losses = []
     for batch in micro_batches:
         batch = batch.to(env.device, non_blocking=True)
-        with autocast():
+        with forward_context():
             loss = model(input_ids=batch, labels=batch, use_cache=False).loss
         scaler.scale(loss / len(micro_batches)).backward()
         losses.append(loss.detach())
@@ -275,7 +281,7 @@ def evaluate(
     model: torch.nn.Module,
     blocks: torch.Tensor,
     batch_size: int,
-    autocast: Callable[[], AbstractContextManager[Any]],
+    forward_context: Callable[[], AbstractContextManager[Any]],
     env: Distributed,
 ) -> dict[str, float]:
     """Mean next-token loss over every validation block, and its perplexity."""
@@ -285,7 +291,7 @@ def evaluate(
     totals = torch.zeros(2, dtype=torch.float64, device=env.device)  # (sum of block losses, blocks)
     for indices, valid in eval_batches(len(blocks), env.world_size, env.rank, batch_size):
         batch = blocks[indices].to(env.device)
-        with autocast():
+        with forward_context():
             logits = model(input_ids=batch, use_cache=False).logits
         logits, targets = logits[:, :-1].flatten(0, 1).float(), batch[:, 1:].flatten()
         block_losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none").view(len(batch), -1).mean(1)
@@ -494,13 +500,16 @@ def main() -> None:
     # FSDP casts the weights itself (MixedPrecisionPolicy); otherwise autocast runs the matmuls in `dtype`.
     use_autocast = dtype != torch.float32 and not sharded
 
-    def autocast() -> AbstractContextManager[Any]:
-        return torch.autocast(env.device.type, dtype=dtype) if use_autocast else contextlib.nullcontext()
+    @contextlib.contextmanager
+    def forward_context() -> Iterator[None]:
+        autocast = torch.autocast(env.device.type, dtype=dtype) if use_autocast else contextlib.nullcontext()
+        with attention_kernels(args.cudnn_attention_first), autocast:
+            yield
 
     start_step, history = resume(model, optimizer, scheduler, scaler, plan, args, env)
 
     def run_eval(step: int) -> None:
-        record = {**evaluate(model, eval_blocks, args.per_device_train_batch_size, autocast, env), "step": step}
+        record = {**evaluate(model, eval_blocks, args.per_device_train_batch_size, forward_context, env), "step": step}
         log(format_metrics(record))
         history.append(record)
 
@@ -513,7 +522,9 @@ def main() -> None:
         step_start = time.perf_counter()
         learning_rate = optimizer.param_groups[0]["lr"]
         micro_batches = [train_blocks[indices] for indices in plan.block_indices(step, env.rank)]
-        loss, grad_norm = train_step(model, micro_batches, optimizer, scaler, params, args.max_grad_norm, autocast, env)
+        loss, grad_norm = train_step(
+            model, micro_batches, optimizer, scaler, params, args.max_grad_norm, forward_context, env
+        )
         scheduler.step()
         window_seconds += time.perf_counter() - step_start
         window_losses.append(loss)

@@ -170,6 +170,12 @@ FULL_ARGS = (
     *("--method", "full", "--max_steps", "24", "--learning_rate", "3e-3", "--warmup_ratio", "0.1"),
     *("--checkpoint_every_steps", "4", "--eval_every_steps", "12"),
 )
+# train.py's speed options (what bench.py measures): compiled blocks, every 2nd block recomputed, cuDNN attention
+# first (passed over on the CPU); no checkpoints written.
+SPEED_ARGS = (
+    *("--compile_blocks", "True", "--gradient_checkpointing_every", "2", "--cudnn_attention_first", "True"),
+    *("--checkpoint_every_steps", "0"),
+)
 LORA_ARGS = (
     *("--method", "lora", "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "2e-2", "--max_steps", "8"),
     *("--per_device_train_batch_size", "1", "--checkpoint_every_steps", "8"),
@@ -181,7 +187,7 @@ def launches(
     tmp_path_factory: pytest.TempPathFactory, text: TextChannels, tiny_model: Path
 ) -> Iterator[dict[str, Launched]]:
     """Every slow subprocess, started at once (the resumption as soon as the killed run is gone)."""
-    full, killed, lora = (tmp_path_factory.mktemp(name) for name in ("full", "killed", "lora"))
+    full, killed, lora, compiled = (tmp_path_factory.mktemp(name) for name in ("full", "killed", "lora", "compiled"))
     launched = {
         "full": launch_train(full, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2"),
         # A spot interruption of a single-process run with 2 blocks per micro-batch...
@@ -196,6 +202,12 @@ def launches(
         train_command(killed, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "1"),
         script_env(killed, text, {"SM_NUM_GPUS": "2"}),
         after=launched["killed"],
+    )
+    # The full run again with the speed options, as 2 FSDP ranks with 1 block each (the same 2 blocks per step).
+    launched["compiled"] = Launched(
+        compiled,
+        train_command(compiled, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "1", *SPEED_ARGS),
+        script_env(compiled, text, {"SM_NUM_GPUS": "2"}),
     )
     yield launched
     for run in launched.values():  # only still running when a test failed before collecting it

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import GPTJConfig
 
 from tests.training.conftest import TRAINING
 
@@ -30,6 +31,10 @@ def test_tiny_benchmark_runs_every_configuration_and_writes_its_report(
     table = (tmp_path / "bench.md").read_text()
     assert "| 64 | lora | ours | 2 x 2 | none | no | default |" in table
     assert "LoRA / full tokens/s" in table
+    assert (
+        "train.py flags of ours, full, sequence 64: --method full --block_size 64 --gradient_checkpointing False"
+        in table
+    )
     assert table in capsys.readouterr().out
 
 
@@ -60,3 +65,33 @@ def test_ours_steps_back_after_running_out_of_memory_or_failing(monkeypatch: pyt
     ]
     baseline = bench.run_configuration(None, 32, "full", "baseline", args, torch.device("cuda"))
     assert [(r.checkpoint_every, r.attention, r.compiled) for r in baseline] == [(1, "default", False)]
+
+
+def test_the_gptj_6b_shape_has_6_05e9_weights_and_33m_lora_adapters() -> None:
+    """The real architecture, built on the meta device (no memory): the N behind the MFU the GPU run reports."""
+    config = GPTJConfig(**bench.GPTJ_6B)
+    meta = torch.device("meta")
+    full = bench.build_model(config, bench.Result(2048, "full", "baseline", 4, 2, 1, False, "default"), 16, meta)
+    assert bench.flops_per_token(full, "full") == 6 * 6_050_882_784
+    lora = bench.build_model(config, bench.Result(2048, "lora", "ours", 4, 2, 0, True, "cudnn first"), 16, meta)
+    adapters = sum(p.numel() for p in lora.parameters() if p.requires_grad)
+    # r (in + out) per adapted linear layer: q, k, v, out 4096 -> 4096; fc_in 4096 -> 16384; fc_out 16384 -> 4096.
+    assert adapters == 28 * 16 * (4 * (4096 + 4096) + 2 * (4096 + 16384)) == 33_030_144
+    assert bench.flops_per_token(lora, "lora") == 4 * 6_050_882_784 + 6 * adapters
+
+
+@pytest.mark.parametrize(
+    ("result", "expected"),
+    [
+        (bench.Result(2048, "full", "ours", 4, 2, 4, True, "cudnn first"), (2048, "full", True, 4, True, True)),
+        (bench.Result(1024, "lora", "ours", 8, 2, 0, False, "default"), (1024, "lora", False, 1, False, False)),
+    ],
+)
+def test_the_reported_flags_run_the_same_configuration_in_train_py(
+    result: "bench.Result", expected: tuple[object, ...]
+) -> None:
+    from arguments import parse_args
+
+    _, data_args, args = parse_args(bench.train_flags(result).split())
+    settings = (data_args.block_size, args.method, args.gradient_checkpointing, args.gradient_checkpointing_every)
+    assert (*settings, args.compile_blocks, args.cudnn_attention_first) == expected

@@ -80,6 +80,21 @@ def test_killed_run_resumes_from_its_newest_checkpoint_under_fsdp(launches: dict
         torch.testing.assert_close(optimizer["state"][name]["exp_avg"], state["exp_avg"], atol=1e-6, rtol=1e-3)
 
 
+def test_compiled_blocks_under_fsdp_train_as_the_eager_run_does(launches: dict[str, Launched], full_run: Run) -> None:
+    compiled = launches["compiled"].result()
+    assert compiled.returncode == 0, compiled.output
+    assert "full fine-tuning on 2 x cpu" in compiled.output
+    assert "compiling 2 blocks" in compiled.output
+    assert "activation checkpointing on 1 block in 2" in compiled.output
+    assert not compiled.checkpoint_dir.exists()
+    reference = dict(train_losses(full_run.output))
+    losses = train_losses(compiled.output)
+    assert [done for done, _ in losses] == list(range(1, 25))
+    for done, loss in losses:  # inductor's fused kernels round differently from eager ones
+        assert loss == pytest.approx(reference[done], abs=1e-4), done
+    assert compiled.metrics["final"]["eval_loss"] == pytest.approx(full_run.metrics["final"]["eval_loss"], abs=1e-4)
+
+
 def test_lora_saves_merged_weights_that_match_the_adapter_model(
     launches: dict[str, Launched], tiny_model: Path
 ) -> None:

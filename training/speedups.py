@@ -1,0 +1,44 @@
+"""Throughput options that train.py runs and bench.py measures, in one place so the benchmark measures the script.
+
+Activation checkpointing on every n-th GPTJBlock (recompute less, store more), torch.compile on each block (one
+graph that all 28 blocks reuse), and SDPA's kernel order with cuDNN's fused attention first.
+"""
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from transformers import PreTrainedModel
+from transformers.models.gptj.modeling_gptj import GPTJBlock
+
+CUDNN_FIRST = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+
+
+def checkpoint_activations(model: PreTrainedModel, every_n_blocks: int) -> None:
+    """Recompute the activations of every n-th block in the backward pass (1: every block; 0: none)."""
+    if every_n_blocks < 0:
+        raise ValueError(f"every_n_blocks: expected an integer >= 0, got {every_n_blocks}")
+    if every_n_blocks:
+        # Non-reentrant: works with frozen inputs (LoRA), FSDP, DDP and compiled blocks.
+        model.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every_n_blocks)
+
+
+def compile_blocks(model: torch.nn.Module) -> int:
+    """torch.compile every GPTJBlock in place (after LoRA is added, before FSDP shards); returns how many."""
+    blocks = [module for module in model.modules() if isinstance(module, GPTJBlock)]
+    for block in blocks:
+        block.compile()
+    return len(blocks)
+
+
+@contextlib.contextmanager
+def attention_kernels(cudnn_first: bool) -> Iterator[None]:
+    """SDPA's kernel order for the forward passes inside: cuDNN attention first, or PyTorch's default order.
+
+    A kernel that cannot run the inputs (cuDNN attention before sm_80, for one) is passed over for the next."""
+    if not cudnn_first:
+        yield
+        return
+    with sdpa_kernel(CUDNN_FIRST, set_priority=True):
+        yield
