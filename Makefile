@@ -14,12 +14,14 @@ CDK := $(CURDIR)/node_modules/.bin/cdk
 C ?=
 CONTEXT := $(foreach kv,$(C),-c $(kv))
 ARGS ?=
+# make bench-estimate: the bench.json of a GPU run of training/bench.py
+BENCH ?= bench-out/bench.json
 
 STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
 NODE_STAMP := $(STAMPS)/node
 
-.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep cost invoke clean
+.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep cost bench-estimate invoke clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +76,9 @@ train: setup ## Start the deployed training pipeline and follow it (ARGS="--epoc
 
 cost: setup ## Estimate training and endpoint cost for the settings (C="key=value ...")
 	$(BIN)/python -m ops.cost $(CONTEXT)
+
+bench-estimate: setup ## From a GPU run's bench.json to the training instance: time and cost (BENCH=path C=...)
+	$(BIN)/python -m ops.bench_estimate $(BENCH) $(CONTEXT)
 
 invoke: setup ## Ask the endpoints to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
 	$(BIN)/python -m ops.invoke $(if $(PROMPT),--prompt "$(PROMPT)") $(ARGS)

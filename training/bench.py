@@ -80,6 +80,8 @@ class Result:
     attention: str  # SDPA kernel order: "cudnn first" or "default"
     warmup_seconds: float | None = None
     tokens_per_second: float | None = None
+    parameters: int | None = None
+    trainable_parameters: int | None = None
     flops_per_token: float | None = None
     mfu: float | None = None
     peak_memory_gib: float | None = None
@@ -195,6 +197,8 @@ def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device
     synchronize(device)
     seconds = time.perf_counter() - start
     result.tokens_per_second = args.steps * result.accumulation * result.micro_batch * result.seq / seconds
+    result.parameters = sum(p.numel() for p in model.parameters())
+    result.trainable_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
     result.flops_per_token = flops_per_token(model, result.method)
     peak = peak_flops(device, args.peak_tflops)
     if peak:

@@ -36,6 +36,12 @@ def test_tiny_benchmark_runs_every_configuration_and_writes_its_report(
         in table
     )
     assert table in capsys.readouterr().out
+    # make bench-estimate reads the same file: every field it needs is written, and a CPU run is refused by name.
+    from ops.bench_estimate import BenchRun, load_bench
+
+    assert set(BenchRun.__dataclass_fields__) <= set(results[0])
+    with pytest.raises(ValueError, match="no finished GPU run with MFU and peak memory \\(device 'cpu'\\)"):
+        load_bench(tmp_path / "bench.json")
 
 
 def test_mfu_counts_6n_for_full_and_4n_plus_6_adapters_for_lora() -> None:

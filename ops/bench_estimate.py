@@ -1,0 +1,216 @@
+"""`make bench-estimate BENCH=bench-out/bench.json`: what training/bench.py's numbers from one GPU predict for the
+configured training run on its instance type (ml.p3dn.24xlarge by default), against the original notebook's 4 hours.
+
+The derivation (docs/training.md, "From the benchmark to the training instance"):
+- throughput: the model-FLOPs utilisation measured for the configured method and block size, carried over to the
+  instance's GPUs: tokens/s = MFU x GPUs x peak FLOP/s per GPU / FLOPs per token. Once for train.py's default
+  (activation checkpointing on every block, eager blocks: the benchmark's baseline) and once for its speed options
+  (the benchmark's "ours" and the flags it printed);
+- memory per GPU: the training state train.py keeps (full: 16 bytes a parameter sharded over the GPUs; lora: the
+  16-bit base on every GPU and 16 bytes an adapter weight) plus the activations of the per-device batch, taken from
+  the benchmark's peak memory less the state the benchmark held (full: bf16 weights, gradients and two Adam states,
+  8 bytes a parameter);
+- time and cost: the run's tokens (as `make cost` counts them) at that throughput, at the price in ops/prices.json.
+The MFU of one bf16 GPU need not carry over (older kernels, fp16 loss scaling and FSDP traffic on V100s): the
+output says which numbers are measured and which are derived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from config import SettingError, Settings
+from config.instance_types import TRAINING_INSTANCE_TYPES
+from ops.context import project_settings
+from ops.cost import PRICES, measured_throughputs, training_tokens
+
+GIB = 2**30
+# Peak dense fp16/bf16 tensor-core FLOP/s per GPU (DESIGN.md §5): V100 SXM2, A100, H100 and H200.
+PEAK_TFLOPS_PER_GPU = {
+    "ml.p3.2xlarge": 125.0,
+    "ml.p3.8xlarge": 125.0,
+    "ml.p3.16xlarge": 125.0,
+    "ml.p3dn.24xlarge": 125.0,
+    "ml.p4d.24xlarge": 312.0,
+    "ml.p4de.24xlarge": 312.0,
+    "ml.p5.48xlarge": 989.0,
+    "ml.p5e.48xlarge": 989.0,
+}
+
+
+@dataclass(frozen=True)
+class BenchRun:
+    """One finished configuration of bench.json."""
+
+    seq: int
+    method: str
+    impl: str
+    micro_batch: int
+    checkpoint_every: int
+    compiled: bool
+    attention: str
+    tokens_per_second: float
+    parameters: int
+    trainable_parameters: int
+    flops_per_token: float
+    mfu: float
+    peak_memory_gib: float
+
+    def describe(self) -> str:
+        checkpointing = {0: "no checkpointing", 1: "checkpointing every block"}.get(
+            self.checkpoint_every, f"checkpointing 1 block in {self.checkpoint_every}"
+        )
+        compiled = "compiled blocks" if self.compiled else "eager blocks"
+        return f"{checkpointing}, {compiled}, {self.attention} attention order, micro-batch {self.micro_batch}"
+
+    @property
+    def frozen(self) -> int:
+        return self.parameters - self.trainable_parameters
+
+    def bench_state_gib(self) -> float:
+        """What the benchmark held besides activations: bf16 weights, gradients and two Adam states (full); the bf16
+        base and fp32 adapters with their gradients and Adam states (lora)."""
+        if self.method == "full":
+            return 8 * self.parameters / GIB
+        return (2 * self.frozen + 16 * self.trainable_parameters) / GIB
+
+    def training_state_gib(self, gpus: int) -> float:
+        """What train.py keeps per GPU: fp32 weights, gradients and Adam states sharded over the GPUs (full); the
+        16-bit base and the fp32 adapters with theirs on every GPU (lora)."""
+        if self.method == "full":
+            return 16 * self.parameters / gpus / GIB
+        return (2 * self.frozen + 16 * self.trainable_parameters) / GIB
+
+
+@dataclass(frozen=True)
+class Bench:
+    device: str
+    runs: list[BenchRun]
+
+    def final(self, seq: int, method: str, impl: str) -> BenchRun:
+        """The configuration's last finished attempt (ours steps back after failures)."""
+        found = [r for r in self.runs if (r.seq, r.method, r.impl) == (seq, method, impl)]
+        if not found:
+            raise ValueError(f"the benchmark has no finished {impl} run of {method} at sequence {seq}")
+        return found[-1]
+
+
+def load_bench(path: Path) -> Bench:
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: expected the bench.json that training/bench.py writes ({error})") from None
+    runs = []
+    for result in payload.get("results", []):
+        if result.get("error") is None and result.get("mfu") and result.get("peak_memory_gib"):
+            fields = {name: result[name] for name in BenchRun.__dataclass_fields__}
+            runs.append(BenchRun(**fields))
+    if not runs:
+        raise ValueError(
+            f"{path}: no finished GPU run with MFU and peak memory (device {payload.get('device')!r}); "
+            "run training/bench.py on a GPU (docs/training.md)"
+        )
+    return Bench(str(payload.get("device")), runs)
+
+
+@dataclass(frozen=True)
+class Projection:
+    label: str
+    run: BenchRun
+    tokens_per_second: float
+    memory_per_gpu_gib: float
+    gpu_memory_gib: int
+
+    @property
+    def fits(self) -> bool:
+        return self.memory_per_gpu_gib <= self.gpu_memory_gib
+
+
+def project(run: BenchRun, label: str, settings: Settings) -> Projection:
+    instance = settings.training_instance_type
+    facts = TRAINING_INSTANCE_TYPES[instance]
+    gpus = facts.gpus * settings.training_instance_count
+    tokens_per_second = run.mfu * gpus * PEAK_TFLOPS_PER_GPU[instance] * 1e12 / run.flops_per_token
+    activations_per_sequence = max(run.peak_memory_gib - run.bench_state_gib(), 0.0) / run.micro_batch
+    memory = run.training_state_gib(gpus) + settings.per_device_train_batch_size * activations_per_sequence
+    return Projection(label, run, tokens_per_second / settings.training_instance_count, memory, facts.gpu_memory_gib)
+
+
+def report(bench: Bench, settings: Settings, prices: dict[str, object]) -> list[str]:
+    instance = settings.training_instance_type
+    if instance not in PEAK_TFLOPS_PER_GPU:
+        raise ValueError(f"training_instance_type {instance}: no peak FLOP/s per GPU known (PEAK_TFLOPS_PER_GPU)")
+    seq, method = settings.block_size, settings.method
+    default = project(bench.final(seq, method, "baseline"), "train.py's default", settings)
+    speed = project(bench.final(seq, method, "ours"), "train.py's speed options", settings)
+    facts = TRAINING_INSTANCE_TYPES[instance]
+    tokens = training_tokens(settings)
+    price = dict(prices["training_per_hour"]).get(instance)  # type: ignore[call-overload]
+    lines = [
+        f"Measured on {bench.device} (training/bench.py): {method}, sequence {seq}",
+        f"Derived for {settings.training_instance_count} x {instance} ({facts.gpus} GPUs of {facts.gpu_memory_gib} "
+        f"GiB, {PEAK_TFLOPS_PER_GPU[instance]:.0f} TFLOP/s each), per-device batch "
+        f"{settings.per_device_train_batch_size}; {settings.doc_count} documents x {settings.epochs} epochs = "
+        f"~{tokens / 1e6:.1f} M tokens",
+    ]
+    for projection in (default, speed):
+        run = projection.run
+        hours = tokens / (projection.tokens_per_second * settings.training_instance_count) / 3600
+        cost = f", ${hours * float(price) * settings.training_instance_count:,.0f} on demand" if price else ""
+        fits = "fits" if projection.fits else "does NOT fit"
+        lines += [
+            f"  {projection.label} ({run.describe()}): measured {run.tokens_per_second:,.0f} tokens/s at "
+            f"{run.mfu:.1%} MFU, {run.peak_memory_gib:.1f} GiB peak",
+            f"    -> ~{projection.tokens_per_second:,.0f} tokens/s per instance, ~{hours:.1f} h{cost}; "
+            f"~{projection.memory_per_gpu_gib:.1f} GiB per GPU ({fits} in {projection.gpu_memory_gib})",
+        ]
+    original = next(
+        (
+            t
+            for t in measured_throughputs()
+            if (t.instance_type, t.method) == (instance, method) and "original" in t.source
+        ),
+        None,
+    )
+    if original:
+        hours = tokens / original.tokens_per_second / 3600
+        lines.append(f"  original notebook: {original.tokens_per_second:,.0f} tokens/s measured -> ~{hours:.1f} h")
+    # The training stack runs train.py's defaults (decision T16), so only they make the row that `make cost` uses.
+    if default.fits:
+        source = (
+            f"derived, not measured on this type: the {default.run.mfu:.1%} MFU of {default.label} "
+            f"({default.run.describe()}) on one {bench.device} (training/bench.py) carried over to {facts.gpus} GPUs "
+            f"of {PEAK_TFLOPS_PER_GPU[instance]:.0f} TFLOP/s by ops/bench_estimate.py"
+        )
+        lines.append("Row for BENCHMARKS.md's throughput table (make cost reads it):")
+        lines.append(f"| `{instance}` | {method} | {default.tokens_per_second:,.0f} | {source} |")
+    else:
+        lines.append(f"train.py's default does not fit the {facts.gpu_memory_gib} GiB GPUs: no row for the table.")
+    lines.append(
+        "Assumed: the MFU measured on one GPU carries over to the instance's GPUs; older GPUs (no flash attention "
+        "on V100, fp16 with loss scaling) and FSDP's traffic between GPUs can lower it."
+    )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make bench-estimate", description=__doc__)
+    parser.add_argument("bench", type=Path, help="bench.json written by training/bench.py")
+    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="a setting")
+    args = parser.parse_args(argv)
+    try:
+        settings = project_settings(args.context)
+        lines = report(load_bench(args.bench), settings, json.loads(PRICES.read_text()))
+    except (SettingError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
