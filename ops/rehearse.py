@@ -50,10 +50,10 @@ class Progress:
 def run_prep(archive: Path, doc_count: int, progress: Progress) -> tuple[Any, str, str]:
     """The prep's own command line, downloading over loopback HTTP into a loopback S3; returns the manifest URI."""
     from tests.fixtures.http_server import BlobServer
-    from tests.fixtures.s3_server import MotoS3
+    from tests.fixtures.moto_server import MotoServer
 
     data = archive.read_bytes()
-    s3 = MotoS3().start()
+    s3 = MotoServer().start()
     with BlobServer(data) as http:
         bucket = s3.new_bucket()
         progress(f"prep: {len(data) / 1e6:.1f} MB archive over {http.url} into s3://{bucket} ({s3.endpoint_url})")

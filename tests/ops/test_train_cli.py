@@ -18,8 +18,8 @@ from moto.backends import get_backend
 from moto.core.utils import utcnow
 
 from ops import train
+from tests.fixtures.moto_server import ACCOUNT, REGION, MotoServer
 from tests.stop_executions import sagemaker_stubs as stubs
-from tests.stop_executions.moto_server import ACCOUNT, REGION, MotoServer
 
 DEFINITION = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/states"
@@ -27,10 +27,8 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/states"
 
 @pytest.fixture(scope="module")
 def moto_server() -> Iterator[MotoServer]:
-    server = MotoServer()
-    server.start()
-    yield server
-    server.stop()
+    with MotoServer() as server:
+        yield server
 
 
 @pytest.fixture

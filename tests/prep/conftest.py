@@ -11,26 +11,26 @@ import pytest
 from lambdas.dataset_prep import DownloadPolicy
 from tests.fixtures.archive import SyntheticArchive, build_synthetic_archive
 from tests.fixtures.http_server import BlobServer
-from tests.fixtures.s3_server import MotoS3
+from tests.fixtures.moto_server import MotoServer
 
 #: Retries that take milliseconds, not seconds.
 FAST_POLICY = DownloadPolicy(backoff_base=0.01, backoff_max=0.05, timeout=2.0, max_total_seconds=20.0)
 
 
 @pytest.fixture(scope="session")
-def moto_s3() -> Iterator[MotoS3]:
-    with MotoS3() as server:
+def moto_s3() -> Iterator[MotoServer]:
+    with MotoServer() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-def s3(moto_s3: MotoS3) -> Any:
+def s3(moto_s3: MotoServer) -> Any:
     """One boto3 client for the session (making a client costs ~0.3 s)."""
     return moto_s3.client()
 
 
 @pytest.fixture
-def bucket(moto_s3: MotoS3, s3: Any) -> str:
+def bucket(moto_s3: MotoServer, s3: Any) -> str:
     return moto_s3.new_bucket(s3)
 
 

@@ -10,15 +10,15 @@ from typing import Any
 
 from tests.fixtures.archive import SyntheticArchive
 from tests.fixtures.http_server import BlobServer, Fault
-from tests.fixtures.s3_server import MotoS3, list_keys
+from tests.fixtures.moto_server import MotoServer, list_keys
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def cli(moto_s3: MotoS3, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(moto_s3: MotoServer, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(moto_s3.env())
-    env.pop("AWS_ENDPOINT_URL_S3")  # the CLI gets it as --s3-endpoint-url
+    env.pop("AWS_ENDPOINT_URL")  # the CLI gets it as --s3-endpoint-url
     return subprocess.run(
         [sys.executable, "-m", "lambdas.dataset_prep", *args],
         cwd=REPO,
@@ -31,7 +31,7 @@ def cli(moto_s3: MotoS3, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_prints_the_manifest_uri_last(
-    moto_s3: MotoS3, s3: Any, bucket: str, http_server: BlobServer, archive: SyntheticArchive
+    moto_s3: MotoServer, s3: Any, bucket: str, http_server: BlobServer, archive: SyntheticArchive
 ) -> None:
     http_server.queue(Fault.truncate(archive.size // 2))
     proc = cli(
@@ -60,7 +60,7 @@ def test_cli_prints_the_manifest_uri_last(
 
 
 def test_cli_doc_count_too_big_is_one_line_naming_doc_count(
-    moto_s3: MotoS3, s3: Any, bucket: str, http_server: BlobServer
+    moto_s3: MotoServer, s3: Any, bucket: str, http_server: BlobServer
 ) -> None:
     proc = cli(
         moto_s3, "--source-url", http_server.url, "--bucket", bucket, "--s3-endpoint-url", moto_s3.endpoint_url,
@@ -74,7 +74,7 @@ def test_cli_doc_count_too_big_is_one_line_naming_doc_count(
     assert list_keys(s3, bucket) == []
 
 
-def test_cli_failure_reason_is_the_last_stderr_line(moto_s3: MotoS3, bucket: str, http_server: BlobServer) -> None:
+def test_cli_failure_reason_is_the_last_stderr_line(moto_s3: MotoServer, bucket: str, http_server: BlobServer) -> None:
     http_server.always = Fault.status(500)
     proc = cli(
         moto_s3, "--source-url", http_server.url, "--bucket", bucket, "--s3-endpoint-url", moto_s3.endpoint_url,
@@ -85,7 +85,7 @@ def test_cli_failure_reason_is_the_last_stderr_line(moto_s3: MotoS3, bucket: str
     assert last.startswith("error: download of http://127.0.0.1:") and "after 2 attempts" in last
 
 
-def test_cli_missing_bucket_is_an_error(moto_s3: MotoS3, http_server: BlobServer) -> None:
+def test_cli_missing_bucket_is_an_error(moto_s3: MotoServer, http_server: BlobServer) -> None:
     proc = cli(
         moto_s3, "--source-url", http_server.url, "--bucket", "no-such-bucket-xyz",
         "--s3-endpoint-url", moto_s3.endpoint_url, "--doc-count", "2", "--quiet",
@@ -95,7 +95,7 @@ def test_cli_missing_bucket_is_an_error(moto_s3: MotoS3, http_server: BlobServer
     assert len(lines) == 1 and lines[0].startswith("error: S3 ") and "NoSuchBucket" in lines[0]
 
 
-def test_cli_local_dir_and_local_archive(moto_s3: MotoS3, archive: SyntheticArchive, tmp_path: Path) -> None:
+def test_cli_local_dir_and_local_archive(moto_s3: MotoServer, archive: SyntheticArchive, tmp_path: Path) -> None:
     out = tmp_path / "out"
     proc = cli(moto_s3, "--archive", str(archive.path), "--local-dir", str(out), "--doc-count", "3", "--quiet")
     assert proc.returncode == 0, proc.stderr
@@ -104,6 +104,6 @@ def test_cli_local_dir_and_local_archive(moto_s3: MotoS3, archive: SyntheticArch
     assert (manifest.parent / "train" / "train.txt").is_file()
 
 
-def test_cli_usage_error(moto_s3: MotoS3) -> None:
+def test_cli_usage_error(moto_s3: MotoServer) -> None:
     proc = cli(moto_s3, "--doc-count", "3")
     assert proc.returncode == 2 and "one of the arguments --bucket --local-dir is required" in proc.stderr

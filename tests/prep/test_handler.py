@@ -11,7 +11,7 @@ from lambdas.dataset_prep import ConfigError, DatasetError, PrepConfig
 from lambdas.dataset_prep.handler import config_from_event, handler
 from tests.fixtures.archive import SyntheticArchive
 from tests.fixtures.http_server import BlobServer
-from tests.fixtures.s3_server import MotoS3, list_keys
+from tests.fixtures.moto_server import MotoServer, list_keys
 
 
 class FakeContext:
@@ -26,7 +26,7 @@ class FakeContext:
 
 
 @pytest.fixture
-def lambda_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoS3, bucket: str) -> str:
+def lambda_env(monkeypatch: pytest.MonkeyPatch, moto_s3: MotoServer, bucket: str) -> str:
     for key in ("DOC_COUNT", "VALIDATION", "SOURCE_URL", "EXPECTED_MD5", "DATASET_BUCKET", "DOWNLOAD_MAX_SECONDS"):
         monkeypatch.delenv(key, raising=False)
     for key, value in moto_s3.env().items():

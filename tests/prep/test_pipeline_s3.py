@@ -30,7 +30,7 @@ from tests.fixtures.archive import (
     symlink_entry,
 )
 from tests.fixtures.http_server import BlobServer, Fault
-from tests.fixtures.s3_server import list_keys, list_uploads
+from tests.fixtures.moto_server import list_keys, list_uploads
 from tests.prep.helpers import SpyClient, expected_text
 
 

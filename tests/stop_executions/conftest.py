@@ -7,12 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.stop_executions.moto_server import MotoServer
+from tests.fixtures.moto_server import MotoServer
 
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[MotoServer]:
-    server = MotoServer()
-    server.start()
-    yield server
-    server.stop()
+    with MotoServer() as server:
+        yield server

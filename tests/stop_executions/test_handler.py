@@ -13,8 +13,8 @@ import pytest
 from botocore.stub import Stubber
 
 from lambdas.stop_executions import handler
+from tests.fixtures.moto_server import ACCOUNT, MotoServer
 from tests.stop_executions import sagemaker_stubs as stubs
-from tests.stop_executions.moto_server import ACCOUNT, MotoServer
 
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/states"
 DEFINITION = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})
