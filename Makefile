@@ -21,7 +21,7 @@ STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
 NODE_STAMP := $(STAMPS)/node
 
-.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep cost bench-estimate invoke clean
+.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -69,6 +69,10 @@ destroy: setup ## cdk destroy --all: removes everything that bills
 
 bench-prep: setup ## Benchmark the dataset prep against the notebook's way (writes a table)
 	$(BIN)/python -m bench.bench_prep
+
+bench-wheels: setup ## Wheels of the pinned transformers and peft in .whl/ for bench/gpu_bench.sh on an offline GPU machine
+	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
+		$$(grep -E '^(transformers|peft)==' training/requirements.txt)
 
 .PHONY: train
 train: setup ## Start the deployed training pipeline and follow it (ARGS="--epochs 1 --method lora", "--stop", ...)
