@@ -115,7 +115,9 @@ class FinetuneArguments:
     )
     compile_blocks: bool = field(
         default=False,
-        metadata={"help": "torch.compile each transformer block (one graph for all); the first step compiles."},
+        metadata={
+            "help": "torch.compile each transformer block (the blocks share their graphs); the first steps compile."
+        },
     )
     cudnn_attention_first: bool = field(
         default=False,
