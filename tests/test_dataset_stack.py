@@ -121,6 +121,17 @@ def test_prep_function_runtime_and_limits(default_app: Assembly) -> None:
     template.has_resource("AWS::Logs::LogGroup", {"DeletionPolicy": "Delete"})
 
 
+def test_prep_code_asset_holds_only_its_own_package(default_app: Assembly) -> None:
+    """Another function's change (lambdas/stop_executions/) must not redeploy the prep and re-run its trigger."""
+    functions = resources(default_app, "AWS::Lambda::Function").values()
+    prep = next(f for f in functions if f["Properties"].get("Handler") == "dataset_prep.handler.handler")
+    asset_hash = prep["Properties"]["Code"]["S3Key"].removesuffix(".zip")
+    staged = default_app.outdir / f"asset.{asset_hash}"
+    assert [path.name for path in staged.iterdir()] == ["dataset_prep"]
+    assert (staged / "dataset_prep" / "handler.py").is_file()
+    assert not list(staged.rglob("__pycache__"))
+
+
 def test_prep_configuration_follows_settings() -> None:
     app = synth(doc_count=250, validation="summaries")
     functions = resources(app, "AWS::Lambda::Function")
