@@ -58,7 +58,7 @@ DUMMY_KEY = "bench"  # moto accepts any credentials
 
 
 def build_archive() -> tuple[Path, str]:
-    from tests.fixtures.archive import TextGenerator, build_synthetic_archive
+    from fakes.archive import TextGenerator, build_synthetic_archive
 
     key = hashlib.sha256(json.dumps(SPEC, sort_keys=True).encode()).hexdigest()[:12]
     path = CACHE / f"dataset-{key}.zip"
@@ -203,7 +203,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     launcher = Launcher()  # first, while this process is still small
     import boto3
 
-    from tests.fixtures.http_server import BlobServer
+    from fakes.http_server import BlobServer
 
     archive, md5 = build_archive()
     data = archive.read_bytes()

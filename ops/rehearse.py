@@ -49,8 +49,8 @@ class Progress:
 
 def run_prep(archive: Path, doc_count: int, progress: Progress) -> tuple[Any, str, str]:
     """The prep's own command line, downloading over loopback HTTP into a loopback S3; returns the manifest URI."""
-    from tests.fixtures.http_server import BlobServer
-    from tests.fixtures.moto_server import MotoServer
+    from fakes.http_server import BlobServer
+    from fakes.moto_server import MotoServer
 
     data = archive.read_bytes()
     s3 = MotoServer().start()
@@ -89,7 +89,7 @@ def download_channels(s3: Any, manifest_uri: str, channels: Path, progress: Prog
 
 
 def train(workdir: Path, folders: dict[str, Path], progress: Progress) -> tuple[Path, str]:
-    from tests.fixtures.tiny_gptj import make_tiny_model
+    from fakes.tiny_gptj import make_tiny_model
 
     model = make_tiny_model(workdir / "base-model", sorted(folders["train"].glob("*.txt")))
     progress("training/train.py on CPU: tiny random-init GPT-J, 12 steps, checkpoints, eval before and after")
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
     sys.path.insert(0, str(ROOT))
-    from tests.fixtures.archive import build_synthetic_archive
+    from fakes.archive import build_synthetic_archive
 
     progress = Progress()
     with tempfile.TemporaryDirectory(prefix="rehearse-") as temporary:

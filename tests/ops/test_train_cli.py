@@ -17,8 +17,8 @@ from botocore.stub import Stubber
 from moto.backends import get_backend
 from moto.core.utils import utcnow
 
+from fakes.moto_server import ACCOUNT, REGION, MotoServer
 from ops import train
-from tests.fixtures.moto_server import ACCOUNT, REGION, MotoServer
 from tests.stop_executions import sagemaker_stubs as stubs
 
 DEFINITION = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})

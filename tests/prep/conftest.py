@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from fakes.archive import SyntheticArchive, build_synthetic_archive
+from fakes.http_server import BlobServer
+from fakes.moto_server import MotoServer
 from lambdas.dataset_prep import DownloadPolicy
-from tests.fixtures.archive import SyntheticArchive, build_synthetic_archive
-from tests.fixtures.http_server import BlobServer
-from tests.fixtures.moto_server import MotoServer
 
 #: Retries that take milliseconds, not seconds.
 FAST_POLICY = DownloadPolicy(backoff_base=0.01, backoff_max=0.05, timeout=2.0, max_total_seconds=20.0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from fakes.archive import SyntheticArchive
 from lambdas.dataset_prep import SEPARATOR
-from tests.fixtures.archive import SyntheticArchive
 
 
 def expected_text(archive: SyntheticArchive, folder: str, names: list[str]) -> bytes:

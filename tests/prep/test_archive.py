@@ -8,9 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from lambdas.dataset_prep import ArchiveError, DatasetError, Limits
-from lambdas.dataset_prep.archive import SafeArchive
-from tests.fixtures.archive import (
+from fakes.archive import (
     SyntheticArchive,
     build_synthetic_archive,
     corrupt_member,
@@ -20,6 +18,8 @@ from tests.fixtures.archive import (
     truncate_file,
     write_zip,
 )
+from lambdas.dataset_prep import ArchiveError, DatasetError, Limits
+from lambdas.dataset_prep.archive import SafeArchive
 
 OK = raw_entry("dataset/UK-Abs/train-data/judgement/a.txt", b"A judgment.\n")
 

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.fixtures.archive import SyntheticArchive
-from tests.fixtures.http_server import BlobServer, Fault
-from tests.fixtures.moto_server import MotoServer, list_keys
+from fakes.archive import SyntheticArchive
+from fakes.http_server import BlobServer, Fault
+from fakes.moto_server import MotoServer, list_keys
 
 REPO = Path(__file__).resolve().parents[2]
 

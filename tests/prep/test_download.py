@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from fakes.archive import SyntheticArchive
+from fakes.http_server import BlobServer, Fault
 from lambdas.dataset_prep import DownloadError, DownloadPolicy
 from lambdas.dataset_prep.download import download
-from tests.fixtures.archive import SyntheticArchive
-from tests.fixtures.http_server import BlobServer, Fault
 
 
 def fetch(server: BlobServer, tmp_path: Path, policy: DownloadPolicy, **kwargs: object):  # type: ignore[no-untyped-def]

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from fakes.archive import SyntheticArchive
+from fakes.http_server import BlobServer
+from fakes.moto_server import MotoServer, list_keys
 from lambdas.dataset_prep import ConfigError, DatasetError, PrepConfig
 from lambdas.dataset_prep.handler import config_from_event, handler
-from tests.fixtures.archive import SyntheticArchive
-from tests.fixtures.http_server import BlobServer
-from tests.fixtures.moto_server import MotoServer, list_keys
 
 
 class FakeContext:

@@ -9,6 +9,15 @@ from typing import Any
 
 import pytest
 
+from fakes.archive import (
+    SyntheticArchive,
+    build_synthetic_archive,
+    corrupt_member,
+    raw_entry,
+    symlink_entry,
+)
+from fakes.http_server import BlobServer, Fault
+from fakes.moto_server import list_keys, list_uploads
 from lambdas.dataset_prep import (
     ArchiveError,
     ChecksumError,
@@ -22,15 +31,6 @@ from lambdas.dataset_prep import (
     SinkError,
     run,
 )
-from tests.fixtures.archive import (
-    SyntheticArchive,
-    build_synthetic_archive,
-    corrupt_member,
-    raw_entry,
-    symlink_entry,
-)
-from tests.fixtures.http_server import BlobServer, Fault
-from tests.fixtures.moto_server import list_keys, list_uploads
 from tests.prep.helpers import SpyClient, expected_text
 
 

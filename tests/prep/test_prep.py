@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from fakes.archive import SyntheticArchive, build_synthetic_archive
 from lambdas.dataset_prep import (
     SEPARATOR,
     ChecksumError,
@@ -19,7 +20,6 @@ from lambdas.dataset_prep import (
     dataset_id,
     prepare,
 )
-from tests.fixtures.archive import SyntheticArchive, build_synthetic_archive
 from tests.prep.helpers import expected_text, files_under
 
 
@@ -207,6 +207,6 @@ def test_md5_is_checked_before_the_zip_is_opened(tmp_path: Path) -> None:
 
 
 def build_names(n: int) -> list[str]:
-    from tests.fixtures.archive import uk_name
+    from fakes.archive import uk_name
 
     return [uk_name(i) for i in range(n)]

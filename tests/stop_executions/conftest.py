@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.fixtures.moto_server import MotoServer
+from fakes.moto_server import MotoServer
 
 
 @pytest.fixture(scope="session")

@@ -12,8 +12,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from fakes.moto_server import ACCOUNT, MotoServer
 from lambdas.stop_executions import handler
-from tests.fixtures.moto_server import ACCOUNT, MotoServer
 from tests.stop_executions import sagemaker_stubs as stubs
 
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/states"

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 import pytest
 
-from tests.fixtures.tiny_gptj import make_tiny_model
+from fakes.tiny_gptj import make_tiny_model
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING = ROOT / "training"
@@ -31,8 +31,8 @@ class TextChannels:
 
 def prepare_text(directory: Path, documents: int = 16) -> TextChannels:
     """The dataset prep's real output (train.txt, validation.txt) from a synthetic archive."""
+    from fakes.archive import build_synthetic_archive
     from lambdas.dataset_prep import LocalDirSink, PrepConfig, prepare
-    from tests.fixtures.archive import build_synthetic_archive
 
     archive = build_synthetic_archive(directory / "dataset.zip", uk_train_docs=documents, uk_test_docs=2)
     manifest = prepare(
