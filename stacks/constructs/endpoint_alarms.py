@@ -72,61 +72,67 @@ class EndpointAlarms(Construct):
                 endpoint_name, variant_name, name, statistic=statistic, period=period, namespace=namespace
             )
 
-        self.server_errors = cloudwatch.Alarm(
-            self,
+        def new_alarm(
+            alarm_id: str,
+            metric: cloudwatch.Metric,
+            threshold: float,
+            periods: int,
+            comparison: cloudwatch.ComparisonOperator,
+            description: str,
+            missing: cloudwatch.TreatMissingData = cloudwatch.TreatMissingData.NOT_BREACHING,
+        ) -> cloudwatch.Alarm:
+            """Breaches when every one of `periods` periods in a row is beyond the threshold."""
+            return cloudwatch.Alarm(
+                self,
+                alarm_id,
+                metric=metric,
+                threshold=threshold,
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
+                comparison_operator=comparison,
+                treat_missing_data=missing,
+                alarm_description=description,
+            )
+
+        above = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+        # No invocations, no datapoints: silence is not an error (NOT_BREACHING, the default here).
+        self.server_errors = new_alarm(
             "ServerErrors",
-            metric=metric("Invocation5XXErrors", "Sum"),
-            threshold=1,
-            evaluation_periods=1,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            # No invocations, no datapoints: silence is not an error.
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=f"The {label} endpoint returned 5XX errors: see /aws/sagemaker/Endpoints/ in the logs.",
+            metric("Invocation5XXErrors", "Sum"),
+            1,
+            1,
+            cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            f"The {label} endpoint returned 5XX errors: see /aws/sagemaker/Endpoints/ in the logs.",
         )
-        self.latency = cloudwatch.Alarm(
-            self,
+        self.latency = new_alarm(
             "ModelLatencyP90",
-            # ModelLatency is in microseconds.
-            metric=metric("ModelLatency", "p90"),
-            threshold=MODEL_LATENCY_P90_SECONDS * 1_000_000,
-            evaluation_periods=LATENCY_EVALUATION_PERIODS,
-            datapoints_to_alarm=LATENCY_EVALUATION_PERIODS,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=(
-                f"The {label} endpoint's p90 model latency stayed above {MODEL_LATENCY_P90_SECONDS} s: requests are "
-                "queueing; raise endpoint_max_capacity or lower endpoint_target_invocations."
-            ),
+            metric("ModelLatency", "p90"),  # in microseconds
+            MODEL_LATENCY_P90_SECONDS * 1_000_000,
+            LATENCY_EVALUATION_PERIODS,
+            above,
+            f"The {label} endpoint's p90 model latency stayed above {MODEL_LATENCY_P90_SECONDS} s: requests are "
+            "queueing; raise endpoint_max_capacity or lower endpoint_target_invocations.",
         )
-        self.gpu_memory = cloudwatch.Alarm(
-            self,
+        self.gpu_memory = new_alarm(
             "GpuMemory",
-            metric=metric("GPUMemoryUtilization", "Maximum", namespace=ENDPOINT_METRICS_NAMESPACE),
-            threshold=gpu_memory_threshold_percent(gpus),
-            evaluation_periods=GPU_MEMORY_EVALUATION_PERIODS,
-            datapoints_to_alarm=GPU_MEMORY_EVALUATION_PERIODS,
-            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
-            alarm_description=(
-                f"The {label} endpoint uses more GPU memory than vLLM reserves ({GPU_MEMORY_UTILIZATION:.0%} per GPU, "
-                f"{gpus} GPUs): it is close to running out."
-            ),
+            metric("GPUMemoryUtilization", "Maximum", namespace=ENDPOINT_METRICS_NAMESPACE),
+            gpu_memory_threshold_percent(gpus),
+            GPU_MEMORY_EVALUATION_PERIODS,
+            above,
+            f"The {label} endpoint uses more GPU memory than vLLM reserves ({GPU_MEMORY_UTILIZATION:.0%} per GPU, "
+            f"{gpus} GPUs): it is close to running out.",
         )
         # SageMaker publishes no Invocations datapoint for a period without invocations: missing data is the idle
         # signal itself, so it breaches. Hourly sums keep the whole window within CloudWatch's one-day limit.
-        self.idle = cloudwatch.Alarm(
-            self,
+        self.idle = new_alarm(
             "Idle",
-            metric=metric("Invocations", "Sum", period=cdk.Duration.hours(1)),
-            threshold=1,
-            evaluation_periods=idle_hours,
-            datapoints_to_alarm=idle_hours,
-            comparison_operator=cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
-            treat_missing_data=cloudwatch.TreatMissingData.BREACHING,
-            alarm_description=(
-                f"The {label} endpoint has had no invocations for {idle_hours} h but bills for every hour it exists: "
-                "turn it off in the configuration and run cdk deploy."
-            ),
+            metric("Invocations", "Sum", period=cdk.Duration.hours(1)),
+            1,
+            idle_hours,
+            cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD,
+            f"The {label} endpoint has had no invocations for {idle_hours} h but bills for every hour it exists: "
+            "turn it off in the configuration and run cdk deploy.",
+            missing=cloudwatch.TreatMissingData.BREACHING,
         )
         action = cloudwatch_actions.SnsAction(topic)
         for alarm in self.all():
