@@ -4,8 +4,8 @@ configured training run on its instance type (ml.p3dn.24xlarge by default), agai
 The derivation (docs/training.md, "From the benchmark to the training instance"):
 - throughput: the model-FLOPs utilisation measured for the configured method and block size, carried over to the
   instance's GPUs: tokens/s = MFU x GPUs x peak FLOP/s per GPU / FLOPs per token. Once for train.py's default
-  (activation checkpointing on every block, eager blocks: the benchmark's baseline) and once for its speed options
-  (the benchmark's "ours" and the flags it printed);
+  (activation checkpointing on every block, eager blocks: the benchmark's baseline, which for LoRA is stock peft)
+  and once for its speed options (the benchmark's "ours" and the flags it printed);
 - memory per GPU: the training state train.py keeps (full: 16 bytes a parameter sharded over the GPUs; lora: the
   16-bit base on every GPU and 16 bytes an adapter weight) plus the activations of the per-device batch, taken from
   the benchmark's peak memory less the state the benchmark held (full: bf16 weights, gradients and two Adam states,
@@ -145,7 +145,10 @@ def report(bench: Bench, settings: Settings, prices: dict[str, object]) -> list[
     if instance not in PEAK_TFLOPS_PER_GPU:
         raise ValueError(f"training_instance_type {instance}: no peak FLOP/s per GPU known (PEAK_TFLOPS_PER_GPU)")
     seq, method = settings.block_size, settings.method
-    default = project(bench.final(seq, method, "baseline"), "train.py's default", settings)
+    # For full fine-tuning the benchmark's baseline computes what train.py's defaults do; for LoRA it is stock peft,
+    # the closest benchmarked configuration (train.py's own adapter handling runs only in "ours").
+    default_label = "train.py's default" if method == "full" else "stock peft, the closest to train.py's default"
+    default = project(bench.final(seq, method, "baseline"), default_label, settings)
     speed = project(bench.final(seq, method, "ours"), "train.py's speed options", settings)
     facts = TRAINING_INSTANCE_TYPES[instance]
     tokens = training_tokens(settings)
@@ -189,7 +192,7 @@ def report(bench: Bench, settings: Settings, prices: dict[str, object]) -> list[
         lines.append("Row for BENCHMARKS.md's throughput table (make cost reads it):")
         lines.append(f"| `{instance}` | {method} | {default.tokens_per_second:,.0f} | {source} |")
     else:
-        lines.append(f"train.py's default does not fit the {facts.gpu_memory_gib} GiB GPUs: no row for the table.")
+        lines.append(f"{default.label} does not fit the {facts.gpu_memory_gib} GiB GPUs: no row for the table.")
     lines.append(
         "Assumed: the MFU measured on one GPU carries over to the instance's GPUs; older GPUs (no flash attention "
         "on V100, fp16 with loss scaling) and FSDP's traffic between GPUs can lower it."

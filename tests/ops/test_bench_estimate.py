@@ -80,6 +80,7 @@ def test_lora_keeps_the_16_bit_base_on_every_gpu(tmp_path: Path) -> None:
         bench_result("ours", 0, 0.4, held + 8 * 1.0, **lora),
     )
     text = "\n".join(report(load_bench(path), settings(method="lora", learning_rate="1e-4"), PRICES))
+    assert "stock peft, the closest to train.py's default (checkpointing every block" in text
     assert f"~{held + 4 * 0.25:.1f} GiB per GPU (fits in 32)" in text
     assert f"-> ~{0.3 * 8 * 125e12 / (4.0 * N + 6.0 * adapters):,.0f} tokens/s per instance" in text
 
