@@ -6,6 +6,7 @@ evaluation, torch 2.13 on the CPU), and SDPA's kernel order with cuDNN's fused a
 """
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 
 import torch
@@ -14,6 +15,8 @@ from transformers import PreTrainedModel
 from transformers.models.gptj.modeling_gptj import GPTJBlock
 
 CUDNN_FIRST = [SDPBackend.CUDNN_ATTENTION, SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
+# sdpa_kernel takes an order (set_priority) from torch 2.6 on; older releases fail on it with a bare TypeError.
+SDPA_PRIORITY_ORDER = "set_priority" in inspect.signature(sdpa_kernel).parameters
 
 
 def checkpoint_activations(model: PreTrainedModel, every_n_blocks: int) -> None:
@@ -41,5 +44,10 @@ def attention_kernels(cudnn_first: bool) -> Iterator[None]:
     if not cudnn_first:
         yield
         return
+    if not SDPA_PRIORITY_ORDER:
+        raise RuntimeError(
+            "--cudnn_attention_first needs torch 2.6 or newer (an SDPA kernel order); "
+            f"this is torch {torch.__version__}"
+        )
     with sdpa_kernel(CUDNN_FIRST, set_priority=True):
         yield

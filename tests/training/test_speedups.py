@@ -1,7 +1,10 @@
 """The speed options train.py and bench.py share (training/speedups.py); compiled blocks run end to end in
 test_train_script.py."""
 
+import re
+
 import pytest
+import speedups
 import torch
 from speedups import attention_kernels, checkpoint_activations
 from transformers import AutoModelForCausalLM, GPTJConfig, PreTrainedModel
@@ -45,3 +48,14 @@ def test_partial_checkpointing_and_the_cudnn_first_order_leave_loss_and_gradient
         model.named_parameters(), reference.named_parameters(), strict=True
     ):
         torch.testing.assert_close(parameter.grad, reference_parameter.grad, msg=name)
+
+
+def test_cudnn_first_on_a_torch_without_a_kernel_order_is_an_error_naming_the_option(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(speedups, "SDPA_PRIORITY_ORDER", False)
+    expected = re.escape("--cudnn_attention_first needs torch 2.6 or newer")
+    with pytest.raises(RuntimeError, match=expected), attention_kernels(cudnn_first=True):
+        pass
+    with attention_kernels(cudnn_first=False):  # the default order needs nothing
+        pass
