@@ -19,12 +19,11 @@ from .config import (
     DEFAULT_VALIDATION,
     VALIDATION_MODES,
     DownloadPolicy,
-    Limits,
     PrepConfig,
 )
-from .errors import ChecksumError, PrepError
+from .errors import PrepError
 from .pipeline import run
-from .prep import PrepResult, build, file_md5
+from .prep import PrepResult, prepare_archive
 from .progress import Reporter
 from .sinks import LocalDirSink, S3Sink, Sink
 
@@ -110,19 +109,16 @@ def _execute(args: argparse.Namespace, reporter: Reporter) -> PrepResult:
     )
     sink = _sink(args)
     if args.archive is not None:
-        md5 = file_md5(args.archive)
-        if config.expected_md5 is not None and md5 != config.expected_md5:
-            raise ChecksumError(f"{args.archive}: md5 {md5} does not match expected_md5 {config.expected_md5}")
-        return build(args.archive, sink, config, archive_md5=md5, reporter=reporter)
+        return prepare_archive(args.archive, sink, config, reporter=reporter)
     policy = DownloadPolicy(
         max_total_seconds=args.max_total_seconds,
         max_attempts=args.max_attempts,
         backoff_base=args.backoff_base,
     )
     if args.workdir is not None:
-        return run(config, sink, args.workdir, policy=policy, limits=Limits(), reporter=reporter)
+        return run(config, sink, args.workdir, policy=policy, reporter=reporter)
     with tempfile.TemporaryDirectory(prefix="dataset-prep-") as workdir:
-        return run(config, sink, Path(workdir), policy=policy, limits=Limits(), reporter=reporter)
+        return run(config, sink, Path(workdir), policy=policy, reporter=reporter)
 
 
 def main(argv: list[str] | None = None) -> int:

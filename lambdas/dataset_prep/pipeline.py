@@ -6,8 +6,7 @@ from pathlib import Path
 
 from .config import DownloadPolicy, Limits, PrepConfig, dataset_id
 from .download import download
-from .errors import ChecksumError
-from .prep import PrepResult, build, find_existing, result_for
+from .prep import PrepResult, build, check_md5, reuse_existing
 from .progress import Reporter
 from .sinks import Sink
 
@@ -32,21 +31,17 @@ def run(
     reporter = reporter or Reporter()
     limits = limits or Limits()
     if config.expected_md5 is not None:
-        existing = find_existing(sink, dataset_id(config.expected_md5, config), config.expected_md5, reporter)
-        if existing is not None:
-            reporter.info(f"dataset {existing.dataset_id} already prepared at {sink.uri(existing.key)}")
-            return result_for(sink, existing, reused=True, downloaded=False)
+        ds_id = dataset_id(config.expected_md5, config)
+        reused = reuse_existing(sink, ds_id, config.expected_md5, reporter, downloaded=False)
+        if reused is not None:
+            return reused
     workdir.mkdir(parents=True, exist_ok=True)
     archive = workdir / ARCHIVE_NAME
     try:
         result = download(
             config.source_url, archive, policy=policy, max_bytes=limits.max_archive_bytes, reporter=reporter
         )
-        if config.expected_md5 is not None and result.md5 != config.expected_md5:
-            raise ChecksumError(
-                f"downloaded {config.source_url}: md5 {result.md5} ({result.size} bytes) does not match "
-                f"expected_md5 {config.expected_md5}"
-            )
+        check_md5(result.md5, config, f"downloaded {config.source_url} ({result.size} bytes)")
         reporter.info(
             f"downloaded {result.size} bytes, md5 {result.md5}"
             + (" (verified)" if config.expected_md5 else " (no expected_md5 given: not verified)")

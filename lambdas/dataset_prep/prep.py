@@ -82,6 +82,23 @@ def find_existing(sink: Sink, ds_id: str, archive_md5: str, reporter: Reporter |
     return manifest
 
 
+def check_md5(md5: str, config: PrepConfig, source: str) -> None:
+    """Raise :class:`~.errors.ChecksumError` when ``config.expected_md5`` is set and ``md5`` differs."""
+    if config.expected_md5 is not None and md5 != config.expected_md5:
+        raise ChecksumError(f"{source}: md5 {md5} does not match expected_md5 {config.expected_md5}")
+
+
+def reuse_existing(
+    sink: Sink, ds_id: str, archive_md5: str, reporter: Reporter, *, downloaded: bool
+) -> PrepResult | None:
+    """The result for a dataset already complete in ``sink`` (nothing is written), else None."""
+    existing = find_existing(sink, ds_id, archive_md5, reporter)
+    if existing is None:
+        return None
+    reporter.info(f"dataset {ds_id} already prepared at {sink.uri(existing.key)}; nothing to do")
+    return result_for(sink, existing, reused=True, downloaded=downloaded)
+
+
 def result_for(sink: Sink, manifest: Manifest, *, reused: bool, downloaded: bool) -> PrepResult:
     return PrepResult(
         manifest=manifest,
@@ -192,10 +209,9 @@ def build(
     reporter = reporter or Reporter()
     ds_id = dataset_id(archive_md5, config)
     prefix = dataset_prefix(ds_id)
-    existing = find_existing(sink, ds_id, archive_md5, reporter)
-    if existing is not None:
-        reporter.info(f"dataset {ds_id} already prepared at {sink.uri(existing.key)}; nothing to do")
-        return result_for(sink, existing, reused=True, downloaded=downloaded)
+    reused = reuse_existing(sink, ds_id, archive_md5, reporter, downloaded=downloaded)
+    if reused is not None:
+        return reused
     with SafeArchive(archive_path, limits) as archive:
         train_docs, validation_folder, validation_docs = _plan(archive, config)
         try:
@@ -239,6 +255,26 @@ def _clean_up(sink: Sink, ds_id: str, archive_md5: str, reporter: Reporter) -> N
         reporter.info(f"clean-up under {sink.uri(prefix)} failed: {' '.join(str(err).split())}")
 
 
+def prepare_archive(
+    archive_path: Path,
+    sink: Sink,
+    config: PrepConfig,
+    *,
+    limits: Limits | None = None,
+    reporter: Reporter | None = None,
+) -> PrepResult:
+    """Build ``datasets/<id>/{train/train.txt, validation/validation.txt, manifest.json}`` in ``sink`` from a local
+    archive.
+
+    Computes the archive's md5 and checks it against ``config.expected_md5`` (when set) before opening the
+    zip. Returns the existing dataset, writing nothing, when a valid manifest is already at the prefix.
+    Raises a :class:`~.errors.PrepError` subclass on failure, after removing whatever it wrote.
+    """
+    md5 = file_md5(archive_path)
+    check_md5(md5, config, str(archive_path))
+    return build(archive_path, sink, config, archive_md5=md5, limits=limits, reporter=reporter)
+
+
 def prepare(
     archive_path: Path,
     sink: Sink,
@@ -247,14 +283,5 @@ def prepare(
     limits: Limits | None = None,
     reporter: Reporter | None = None,
 ) -> Manifest:
-    """Build ``datasets/<id>/{train/train.txt, validation/validation.txt, manifest.json}`` in ``sink``.
-
-    Computes the archive's md5 and checks it against ``config.expected_md5`` (when set) before opening the
-    zip.
-    Returns the existing manifest, writing nothing, when a valid one is already at the prefix.
-    Raises a :class:`~.errors.PrepError` subclass on failure, after removing whatever it wrote.
-    """
-    md5 = file_md5(archive_path)
-    if config.expected_md5 is not None and md5 != config.expected_md5:
-        raise ChecksumError(f"{archive_path.name}: md5 {md5} does not match expected_md5 {config.expected_md5}")
-    return build(archive_path, sink, config, archive_md5=md5, limits=limits, reporter=reporter).manifest
+    """:func:`prepare_archive`, returning only the manifest."""
+    return prepare_archive(archive_path, sink, config, limits=limits, reporter=reporter).manifest
