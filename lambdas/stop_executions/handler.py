@@ -20,7 +20,7 @@ import contextlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +38,8 @@ STOP_ERROR = "PipelineStopped"
 # Left for the Provider framework to report back after the wait, out of the invocation's time.
 RESPONSE_RESERVE_S = 30.0
 POLL_SECONDS = 15.0
+# The state machine names attempt n > 1 `<base>-r<n>` (stacks/constructs/training_definition.py).
+RETRY_SUFFIX = "-r"
 
 
 def job_base_name(execution_name: str) -> str:
@@ -46,14 +48,10 @@ def job_base_name(execution_name: str) -> str:
     return re.sub("-+$", "", JOB_NAME_PREFIX + kept)
 
 
-def attempt_job_name(base: str, attempt: int) -> str:
-    return base if attempt == 1 else f"{base}-r{attempt}"
-
-
 def is_job_of(base: str, job_name: str) -> bool:
     """Whether `job_name` is one of the attempts of the execution whose base name is `base` (not a tuning job's
     child, and not another execution whose name merely starts the same way)."""
-    return re.fullmatch(re.escape(base) + r"(-r\d+)?", job_name) is not None
+    return re.fullmatch(re.escape(base + RETRY_SUFFIX) + r"\d+|" + re.escape(base), job_name) is not None
 
 
 @dataclass(frozen=True)
@@ -79,32 +77,22 @@ def running_executions(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]
     return sorted(executions, key=lambda e: e["startDate"], reverse=True)
 
 
-def _pages(call: Callable[..., dict[str, Any]], key: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
-    token: str | None = None
-    while True:
-        page = call(**kwargs, **({"NextToken": token} if token else {}))
-        yield from page.get(key, [])
-        token = page.get("NextToken")
-        if not token:
-            return
-
-
 def active_jobs(sagemaker: Any, base: str) -> list[Job]:
     """The execution's training or tuning jobs that are still in progress."""
-    jobs = [
-        Job("tuning", summary["HyperParameterTuningJobName"])
-        for summary in _pages(
-            sagemaker.list_hyper_parameter_tuning_jobs,
-            "HyperParameterTuningJobSummaries",
-            NameContains=base,
-            StatusEquals="InProgress",
-        )
+    listings = [
+        (
+            "tuning",
+            "list_hyper_parameter_tuning_jobs",
+            "HyperParameterTuningJobSummaries[].HyperParameterTuningJobName",
+        ),
+        ("training", "list_training_jobs", "TrainingJobSummaries[].TrainingJobName"),
     ]
-    jobs += [
-        Job("training", summary["TrainingJobName"])
-        for summary in _pages(
-            sagemaker.list_training_jobs, "TrainingJobSummaries", NameContains=base, StatusEquals="InProgress"
-        )
+    jobs = [
+        Job(kind, name)
+        for kind, operation, names in listings
+        for name in sagemaker.get_paginator(operation)
+        .paginate(NameContains=base, StatusEquals="InProgress")
+        .search(names)
     ]
     return [job for job in jobs if is_job_of(base, job.name)]
 

@@ -24,7 +24,12 @@ from typing import Any
 
 from config import TRAINING_INSTANCE_TYPES, Settings
 from config.settings import UK_ABS_TRAIN_DOCUMENTS
-from lambdas.stop_executions.handler import DISALLOWED_CHARACTERS, EXECUTION_NAME_CHARS, JOB_NAME_PREFIX
+from lambdas.stop_executions.handler import (
+    DISALLOWED_CHARACTERS,
+    EXECUTION_NAME_CHARS,
+    JOB_NAME_PREFIX,
+    RETRY_SUFFIX,
+)
 from stacks.constructs.dataset_bucket import CHECKPOINT_PREFIX, MODELS_PREFIX
 
 TRAINING_ROOT = Path(__file__).resolve().parents[2] / "training"
@@ -426,7 +431,10 @@ def _failure_states(spec: PipelineSpec) -> dict[str, Any]:
         "WaitBeforeRetry": {
             "Type": "Wait",
             "Seconds": _expr(delay),
-            "Assign": {"attempt": _expr("$attempt + 1"), "jobName": _expr("$jobBase & '-r' & ($attempt + 1)")},
+            "Assign": {
+                "attempt": _expr("$attempt + 1"),
+                "jobName": _expr(f"$jobBase & '{RETRY_SUFFIX}' & ($attempt + 1)"),
+            },
             "Next": spec.training_state,
         },
         "NotifyFailure": {

@@ -199,6 +199,6 @@ def test_failures_to_stop_fail_the_delete(sfn: Any, state_machine: str, sagemake
 )
 def test_job_names_follow_the_execution_name(execution: str, base: str) -> None:
     assert handler.job_base_name(execution) == base
-    assert len(handler.attempt_job_name(base, 9)) <= handler.MAX_TUNING_JOB_NAME
-    assert handler.is_job_of(base, handler.attempt_job_name(base, 3))
+    assert len(f"{base}{handler.RETRY_SUFFIX}9") <= handler.MAX_TUNING_JOB_NAME
+    assert handler.is_job_of(base, base) and handler.is_job_of(base, f"{base}{handler.RETRY_SUFFIX}3")
     assert not handler.is_job_of(base, f"{base}-001-0123abcd")
