@@ -12,7 +12,6 @@ last, ``manifest.json``. See docs/dataset-prep.md.
 """
 
 from .config import (
-    BELIEVED_MD5,
     DEFAULT_DOC_COUNT,
     DEFAULT_SOURCE_URL,
     FORMAT_VERSION,
@@ -40,7 +39,6 @@ from .progress import Reporter
 from .sinks import LocalDirSink, ObjectWriter, S3Sink, Sink
 
 __all__ = [
-    "BELIEVED_MD5",
     "DEFAULT_DOC_COUNT",
     "DEFAULT_SOURCE_URL",
     "FORMAT_VERSION",

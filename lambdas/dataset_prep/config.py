@@ -13,9 +13,6 @@ from .errors import ConfigError
 
 #: Zenodo record 7152317 (Shukla et al., AACL 2022): the whole Law-AI summarisation dataset.
 DEFAULT_SOURCE_URL = "https://zenodo.org/records/7152317/files/dataset.zip?download=1"
-#: md5 of ``dataset.zip`` as seen in a third-party configuration: UNVERIFIED, so it is not a default.
-#: The Zenodo records API (https://zenodo.org/api/records/7152317) publishes the authoritative value.
-BELIEVED_MD5 = "c77948fe580d26200f5c9fe53b81485d"
 DEFAULT_DOC_COUNT = 693
 VALIDATION_MODES = ("held_out", "summaries")
 DEFAULT_VALIDATION = "held_out"
