@@ -7,13 +7,13 @@ in one process:
   ours:     train.py's speed options (speedups.py): no activation checkpointing, each GPTJBlock compiled with
             torch.compile, cuDNN attention first in the SDPA priority list; LoRA is train.py's (fp32 adapters
             under bf16 autocast, no fp32 copies of the activations, no dropout) with an adapter-only fused AdamW.
-            When a configuration runs out of memory, ours retries it checkpointing every 4th, then every 2nd block;
-            after another error it retries with the default attention order, then uncompiled. Every attempt is
-            reported, and the table names the train.py flags of each of ours' final configurations.
+            When a configuration runs out of memory, ours retries it checkpointing every 4th, then every 2nd,
+            then every block; after another error it retries with the default attention order, then uncompiled.
+            Every attempt is reported, and the table names the train.py flags of each of ours' final configurations.
 Both use bf16 weights and optimizer states for full fine-tuning (fp32 master weights would need ~97 GB; train.py
 keeps them and shards them with FSDP across GPUs, with the same bf16 compute), the same micro-batch of
 --tokens_per_micro_batch tokens and the same gradient accumulation, which spreads the optimizer step over more
-tokens as a real run does.
+tokens as a real run does. Each step is train.py's own (finetune.train_step with finetune.build_optimizer).
 
 Reported per configuration: tokens/s, model-FLOPs utilisation and peak memory (torch.cuda.max_memory_allocated).
 MFU counts 6*N FLOPs per token for full fine-tuning and 4*N + 6*N_adapters for LoRA (the forward and the
@@ -26,6 +26,7 @@ Writes bench.md and bench.json to $OUT (or --out) when set.
 """
 
 import argparse
+import functools
 import gc
 import json
 import os
@@ -37,8 +38,8 @@ from typing import Any, cast
 
 import torch
 from arguments import FinetuneArguments
-from finetune import LORA_TARGET_MODULES, add_lora
-from speedups import attention_kernels, checkpoint_activations, compile_blocks
+from finetune import LORA_TARGET_MODULES, Distributed, add_lora, build_optimizer, train_step
+from speedups import checkpoint_activations, compile_blocks, forward_context
 from transformers import AutoModelForCausalLM, GPTJConfig
 
 GPTJ_6B: dict[str, Any] = {
@@ -140,9 +141,14 @@ def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch
     return cast(torch.nn.Module, model)
 
 
+def parameter_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(every parameter, the trainable ones)."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+
+
 def flops_per_token(model: torch.nn.Module, method: str) -> float:
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total, trainable = parameter_counts(model)
     return 6.0 * total if method == "full" else 4.0 * (total - trainable) + 6.0 * trainable
 
 
@@ -153,17 +159,15 @@ def make_step(
     autocast: bool,
     cudnn_first: bool,
 ) -> Callable[[], None]:
+    """One optimizer step of train.py (finetune.train_step, its optimizer) over `accumulation` micro-batches."""
+    env = Distributed(rank=0, local_rank=0, world_size=1, device=batch.device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=1e-5, fused=batch.device.type == "cuda")
+    optimizer = build_optimizer(params, FinetuneArguments(learning_rate=1e-5), env)
+    scaler = torch.amp.GradScaler(batch.device.type, enabled=False)  # bf16 needs no loss scaling
+    context = functools.partial(forward_context, batch.device.type, torch.bfloat16 if autocast else None, cudnn_first)
 
     def step() -> None:
-        for _ in range(accumulation):
-            with attention_kernels(cudnn_first), torch.autocast(batch.device.type, torch.bfloat16, enabled=autocast):
-                loss = model(input_ids=batch, labels=batch).loss
-            (loss / accumulation).backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        train_step(model, [batch] * accumulation, optimizer, scaler, params, 1.0, context, env)
 
     return step
 
@@ -197,8 +201,7 @@ def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device
     synchronize(device)
     seconds = time.perf_counter() - start
     result.tokens_per_second = args.steps * result.accumulation * result.micro_batch * result.seq / seconds
-    result.parameters = sum(p.numel() for p in model.parameters())
-    result.trainable_parameters = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    result.parameters, result.trainable_parameters = parameter_counts(model)
     result.flops_per_token = flops_per_token(model, result.method)
     peak = peak_flops(device, args.peak_tflops)
     if peak:

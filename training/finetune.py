@@ -12,6 +12,7 @@ config, tokenizer), LoRA merged into the base weights.
 
 import contextlib
 import datetime
+import functools
 import json
 import math
 import os
@@ -31,7 +32,7 @@ import transformers
 from arguments import FinetuneArguments, ModelArguments, parse_args
 from data import BatchPlan, eval_batches, tokenize_and_pack
 from metrics import format_metrics
-from speedups import attention_kernels, checkpoint_activations, compile_blocks
+from speedups import checkpoint_activations, compile_blocks, forward_context
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -500,16 +501,14 @@ def main() -> None:
     # FSDP casts the weights itself (MixedPrecisionPolicy); otherwise autocast runs the matmuls in `dtype`.
     use_autocast = dtype != torch.float32 and not sharded
 
-    @contextlib.contextmanager
-    def forward_context() -> Iterator[None]:
-        autocast = torch.autocast(env.device.type, dtype=dtype) if use_autocast else contextlib.nullcontext()
-        with attention_kernels(args.cudnn_attention_first), autocast:
-            yield
+    forward = functools.partial(
+        forward_context, env.device.type, dtype if use_autocast else None, args.cudnn_attention_first
+    )
 
     start_step, history = resume(model, optimizer, scheduler, scaler, plan, args, env)
 
     def run_eval(step: int) -> None:
-        record = {**evaluate(model, eval_blocks, args.per_device_train_batch_size, forward_context, env), "step": step}
+        record = {**evaluate(model, eval_blocks, args.per_device_train_batch_size, forward, env), "step": step}
         log(format_metrics(record))
         history.append(record)
 
@@ -522,9 +521,7 @@ def main() -> None:
         step_start = time.perf_counter()
         learning_rate = optimizer.param_groups[0]["lr"]
         micro_batches = [train_blocks[indices] for indices in plan.block_indices(step, env.rank)]
-        loss, grad_norm = train_step(
-            model, micro_batches, optimizer, scaler, params, args.max_grad_norm, forward_context, env
-        )
+        loss, grad_norm = train_step(model, micro_batches, optimizer, scaler, params, args.max_grad_norm, forward, env)
         scheduler.step()
         window_seconds += time.perf_counter() - step_start
         window_losses.append(loss)

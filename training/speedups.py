@@ -51,3 +51,11 @@ def attention_kernels(cudnn_first: bool) -> Iterator[None]:
         )
     with sdpa_kernel(CUDNN_FIRST, set_priority=True):
         yield
+
+
+@contextlib.contextmanager
+def forward_context(device_type: str, autocast_dtype: torch.dtype | None, cudnn_first: bool) -> Iterator[None]:
+    """What every forward pass of train.py runs under: the SDPA kernel order and, unless None, autocast."""
+    autocast = torch.autocast(device_type, dtype=autocast_dtype) if autocast_dtype else contextlib.nullcontext()
+    with attention_kernels(cudnn_first), autocast:
+        yield
