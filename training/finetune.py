@@ -341,7 +341,8 @@ def save_checkpoint(
     history: list[dict[str, float]],
     args: FinetuneArguments,
     env: Distributed,
-) -> None:
+) -> dict[str, Any]:
+    """Write a complete checkpoint (rank 0); returns the gathered model state (empty on the other ranks)."""
     model_state = get_model_state_dict(model, options=_GATHER)
     optimizer_state = get_optimizer_state_dict(model, optimizer, options=_GATHER)
     rng: list[dict[str, torch.Tensor] | None] = [None] * env.world_size
@@ -364,6 +365,7 @@ def save_checkpoint(
         folder = checkpointing.save(checkpoint_folder(args.checkpoint_dir), step, files, args.keep_checkpoints)
         log(f"saved checkpoint {folder}")
     barrier(env)
+    return model_state
 
 
 def resume(
@@ -435,13 +437,18 @@ def save_model(
     args: FinetuneArguments,
     dtype: torch.dtype,
     env: Distributed,
+    full_state: dict[str, Any] | None = None,
 ) -> None:
+    """Write the Hugging Face model folder (rank 0). full_state: the final checkpoint's gathered weights, which for
+    `full` are the weights to save (nothing is frozen), so they are not gathered a second time."""
     hf_model: Any = unwrap(model)  # the transformers model (FSDP-sharded or not) or the peft model
     state: dict[str, Any] = {}
     if args.method == "lora":
         if env.is_main:  # merging is local: no collectives, so rank 0 merges alone
             hf_model = hf_model.merge_and_unload()
             state = hf_model.state_dict()
+    elif full_state is not None:
+        state = full_state
     else:
         state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if env.is_main:
@@ -517,6 +524,7 @@ def main() -> None:
     run_start = time.perf_counter()
     window_losses: list[float] = []
     window_seconds = 0.0
+    final_state: dict[str, Any] | None = None  # the last checkpoint's weights, reused by save_model
     for step in range(start_step, total_steps):
         step_start = time.perf_counter()
         learning_rate = optimizer.param_groups[0]["lr"]
@@ -545,12 +553,13 @@ def main() -> None:
         if args.eval_every_steps and done % args.eval_every_steps == 0 and done < total_steps:
             run_eval(done)
         if args.checkpoint_every_steps and (done % args.checkpoint_every_steps == 0 or done == total_steps):
-            save_checkpoint(done, model, optimizer, scheduler, scaler, plan, history, args, env)
+            model_state = save_checkpoint(done, model, optimizer, scheduler, scaler, plan, history, args, env)
+            final_state = model_state if done == total_steps else None
 
     run_eval(total_steps)
     evals = [record for record in history if "eval_loss" in record]
     log(f"eval perplexity: base {evals[0]['eval_perplexity']:.4f}, fine-tuned {evals[-1]['eval_perplexity']:.4f}")
-    save_model(model, tokenizer, args, dtype, env)
+    save_model(model, tokenizer, args, dtype, env, full_state=final_state)
     if env.is_main:
         output = Path(args.output_data_dir)
         output.mkdir(parents=True, exist_ok=True)
