@@ -11,7 +11,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from config import SettingError, Settings
+from config import Settings
 from ops.context import project_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = project_settings(args.context)
-    except (SettingError, ValueError) as error:
+    except ValueError as error:  # a bad setting (SettingError) or -c value
         print(f"error: {error}", file=sys.stderr)
         return 1
     print("\n".join(estimate_lines(settings)))

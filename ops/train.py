@@ -28,7 +28,6 @@ from urllib.parse import quote
 import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
-from config import SettingError
 from config.settings import UK_ABS_TRAIN_DOCUMENTS, Settings
 from lambdas.stop_executions.handler import (
     EXECUTION_NAME_CHARS,
@@ -357,7 +356,7 @@ def main(argv: Sequence[str] | None = None, **kwargs: Any) -> int:
         )
     except NoRegionError:
         print("error: no AWS region: pass --region or set region in cdk.json", file=sys.stderr)
-    except (CliError, SettingError) as error:
+    except (CliError, ValueError) as error:  # ValueError: a bad -c value or setting (SettingError is one)
         print(f"error: {error}", file=sys.stderr)
     except ClientError as error:
         print(f"error: AWS refused the request: {error}", file=sys.stderr)
