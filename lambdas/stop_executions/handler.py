@@ -119,7 +119,6 @@ def stop_execution_and_jobs(sfn: Any, sagemaker: Any, execution: Mapping[str, An
     jobs = active_jobs(sagemaker, job_base_name(str(execution["name"])))
     for job in jobs:
         stop_job(sagemaker, job)
-    _log("stopped", execution=execution["executionArn"], jobs=[job.name for job in jobs])
     return jobs
 
 
@@ -156,7 +155,9 @@ def stop_all(
     """Stop every running execution and its jobs, then wait for the jobs; returns the jobs still stopping."""
     jobs: list[Job] = []
     for execution in running_executions(sfn, state_machine_arn):
-        jobs += stop_execution_and_jobs(sfn, sagemaker, execution, reason)
+        stopped = stop_execution_and_jobs(sfn, sagemaker, execution, reason)
+        _log("stopped", execution=execution["executionArn"], jobs=[job.name for job in stopped])
+        jobs += stopped
     left = wait_until_stopped(sagemaker, jobs, deadline, clock=clock, sleep=sleep)
     if left:
         # They stop on their own (SageMaker never leaves a job in Stopping); deletion need not wait any longer.

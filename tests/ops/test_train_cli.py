@@ -235,7 +235,9 @@ def test_attach_follows_the_latest_running_execution(moto_server: MotoServer, st
     assert "the execution ended ABORTED" in printed
 
 
-def test_stop_stops_the_latest_running_execution_and_its_job(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+def test_stop_stops_the_latest_running_execution_and_its_job(
+    moto_server: MotoServer, stack: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     sfn = moto_server.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=stack[1], name="260126-101500-a1b2", input="{}")["executionArn"]
     sagemaker = boto3.client("sagemaker", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
@@ -253,6 +255,7 @@ def test_stop_stops_the_latest_running_execution_and_its_job(moto_server: MotoSe
         "SageMaker takes a few minutes to stop a job\n"
     )
     assert sfn.describe_execution(executionArn=arn)["status"] == "ABORTED"
+    assert capsys.readouterr().out == ""  # nothing besides the command's own lines (no Lambda log records)
     status, printed = run(stack, factory(moto_server), "--stop")
     assert (status, printed) == (0, f"no running training execution in {REGION}\n")
 
@@ -333,3 +336,8 @@ def test_the_stack_name_is_the_apps() -> None:
     from stacks.app_builder import STACK_PREFIX
 
     assert f"{STACK_PREFIX}Training" == train.STACK_NAME
+
+
+def test_a_malformed_context_value_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert train.main(["-c", "doc_count"]) == 1
+    assert capsys.readouterr().err == "error: expected -c key=value, got 'doc_count'\n"
