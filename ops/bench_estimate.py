@@ -26,7 +26,7 @@ from pathlib import Path
 from config import Settings
 from config.instance_types import TRAINING_INSTANCE_TYPES
 from ops.context import project_settings
-from ops.cost import PRICES, measured_throughputs, training_tokens
+from ops.cost import PRICES, Throughput, measured_throughputs, training_tokens
 
 GIB = 2**30
 # Peak dense fp16/bf16 tensor-core FLOP/s per GPU (DESIGN.md §5): V100 SXM2, A100, H100 and H200.
@@ -140,7 +140,9 @@ def project(run: BenchRun, label: str, settings: Settings) -> Projection:
     return Projection(label, run, tokens_per_second / settings.training_instance_count, memory, facts.gpu_memory_gib)
 
 
-def report(bench: Bench, settings: Settings, prices: dict[str, object]) -> list[str]:
+def report(
+    bench: Bench, settings: Settings, prices: dict[str, object], throughputs: list[Throughput] | None = None
+) -> list[str]:
     instance = settings.training_instance_type
     if instance not in PEAK_TFLOPS_PER_GPU:
         raise ValueError(f"training_instance_type {instance}: no peak FLOP/s per GPU known (PEAK_TFLOPS_PER_GPU)")
@@ -174,7 +176,7 @@ def report(bench: Bench, settings: Settings, prices: dict[str, object]) -> list[
     original = next(
         (
             t
-            for t in measured_throughputs()
+            for t in (measured_throughputs() if throughputs is None else throughputs)
             if (t.instance_type, t.method) == (instance, method) and "original" in t.source
         ),
         None,
@@ -189,7 +191,7 @@ def report(bench: Bench, settings: Settings, prices: dict[str, object]) -> list[
             f"({default.run.describe()}) on one {bench.device} (training/bench.py) carried over to {facts.gpus} GPUs "
             f"of {PEAK_TFLOPS_PER_GPU[instance]:.0f} TFLOP/s by ops/bench_estimate.py"
         )
-        lines.append("Row for BENCHMARKS.md's throughput table (make cost reads it):")
+        lines.append("Row to append to BENCHMARKS.md's throughput table (make cost uses the last row of a type):")
         lines.append(f"| `{instance}` | {method} | {default.tokens_per_second:,.0f} | {source} |")
     else:
         lines.append(f"{default.label} does not fit the {facts.gpu_memory_gib} GiB GPUs: no row for the table.")

@@ -45,6 +45,12 @@ def measured_throughputs(benchmarks: Path = BENCHMARKS) -> list[Throughput]:
     return rows
 
 
+def throughput_for(throughputs: list[Throughput], instance_type: str, method: str) -> Throughput | None:
+    """The table's last row for the instance type and method: a newer row (appended below) replaces older ones."""
+    rows = [t for t in throughputs if (t.instance_type, t.method) == (instance_type, method)]
+    return rows[-1] if rows else None
+
+
 def training_tokens(settings: Settings) -> float:
     return settings.doc_count * WORDS_PER_DOCUMENT * TOKENS_PER_WORD * settings.epochs
 
@@ -62,10 +68,7 @@ def report(settings: Settings, prices: dict[str, object], throughputs: list[Thro
         f"Training: {settings.doc_count} documents x {settings.epochs} epochs = ~{tokens / 1e6:.1f} M tokens, "
         f"method {settings.method}, {settings.training_instance_count} x {settings.training_instance_type}"
     )
-    match = next(
-        (t for t in throughputs if (t.instance_type, t.method) == (settings.training_instance_type, settings.method)),
-        None,
-    )
+    match = throughput_for(throughputs, settings.training_instance_type, settings.method)
     price = training_prices.get(settings.training_instance_type)
     if match is None:
         lines.append(

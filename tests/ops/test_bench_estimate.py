@@ -57,7 +57,9 @@ def test_mfu_carries_over_to_the_eight_v100s_and_the_state_is_sharded(tmp_path: 
     assert f"~{16 * N / 8 / GIB + 4 * 3.0:.1f} GiB per GPU (fits in 32)" in text
     assert "checkpointing 1 block in 4, compiled blocks" in text  # ours' last attempt, not the failed one
     assert "original notebook: 2,800 tokens/s measured -> ~3.9 h" in text
-    row = lines[lines.index("Row for BENCHMARKS.md's throughput table (make cost reads it):") + 1]
+    row = lines[
+        lines.index("Row to append to BENCHMARKS.md's throughput table (make cost uses the last row of a type):") + 1
+    ]
     assert row.startswith(f"| `ml.p3dn.24xlarge` | full | {default_tps:,.0f} | derived, not measured on this type")
 
 

@@ -47,6 +47,18 @@ def test_training_time_and_cost_follow_tokens_and_price() -> None:
     assert f"with spot: ${hours * 36 * 0.5:,.0f}" in text
 
 
+def test_a_newer_row_for_the_same_type_and_method_replaces_the_older(tmp_path: Path) -> None:
+    table = tmp_path / "BENCHMARKS.md"
+    table.write_text(
+        "<!-- throughput-table:start -->\n| instance type | method | tokens/s | source |\n| --- | --- | --- | --- |\n"
+        "| `ml.p3dn.24xlarge` | full | 2,800 | the original notebook's measured run |\n"
+        "| `ml.p3dn.24xlarge` | full | 9,000 | derived, not measured on this type: ... |\n"
+        "<!-- throughput-table:end -->\n"
+    )
+    lines = cost.report(settings(), PRICES, cost.measured_throughputs(table))  # type: ignore[arg-type]
+    assert "  throughput 9,000 tokens/s per instance (derived, not measured on this type: ...)" in lines
+
+
 def test_fewer_documents_cost_proportionally_less() -> None:
     full = cost.training_tokens(settings(doc_count=693))  # type: ignore[arg-type]
     part = cost.training_tokens(settings(doc_count=250))  # type: ignore[arg-type]
