@@ -19,6 +19,9 @@ from aws_cdk.region_info import RegionInfo
 from config.instance_types import HOSTING_INSTANCE_TYPES, TRAINING_INSTANCE_TYPES
 
 UK_ABS_TRAIN_DOCUMENTS = 693
+# What a training run may be given, here and per execution (the state machine's input check, `make train`).
+EPOCHS_RANGE = (1, 100)
+METHODS = ("full", "lora")
 ZENODO_DATASET_URL = "https://zenodo.org/records/7152317/files/dataset.zip?download=1"
 # Seen only in a third-party configuration (DESIGN.md §2): a mismatch stops the prep with both checksums printed.
 ZENODO_DATASET_MD5 = "c77948fe580d26200f5c9fe53b81485d"
@@ -148,12 +151,18 @@ class Settings:
     )
     method: str = _setting(
         "full",
-        "full or lora",
+        " or ".join(METHODS),
         "Full fine-tuning (sharded) or LoRA on all linear layers (merged on save).",
-        _one_of("full", "lora"),
+        _one_of(*METHODS),
         "training",
     )
-    epochs: int = _setting(3, "an integer from 1 to 100", "Training epochs.", _between(1, 100), "training")
+    epochs: int = _setting(
+        3,
+        f"an integer from {EPOCHS_RANGE[0]} to {EPOCHS_RANGE[1]}",
+        "Training epochs.",
+        _between(*EPOCHS_RANGE),
+        "training",
+    )
     learning_rate: float = _setting(
         2e-5,
         "a number greater than 0 and at most 0.01",

@@ -28,7 +28,7 @@ from urllib.parse import quote
 import boto3
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
-from config.settings import UK_ABS_TRAIN_DOCUMENTS, Settings
+from config.settings import EPOCHS_RANGE, METHODS, UK_ABS_TRAIN_DOCUMENTS, Settings
 from lambdas.stop_executions.handler import (
     EXECUTION_NAME_CHARS,
     is_job_of,
@@ -42,8 +42,6 @@ from ops.cost import estimate_lines
 STACK_NAME = "LegalGptjTraining"  # stacks.app_builder: STACK_PREFIX + "Training"
 POLL_SECONDS = 30.0
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # stacks/constructs/training_job_role.py
-EPOCHS_RANGE = (1, 100)
-METHODS = ("full", "lora")
 # Metrics worth a glance while a job runs (SageMaker parses them from the log with training/metrics.py's regexes).
 FOLLOWED_METRICS = ("train:loss", "eval:loss")
 

@@ -334,16 +334,6 @@ def test_execution_input_may_override_doc_count_epochs_and_method_only(default_a
     assert validate["Default"] == "InvalidInput" and states(default_app)["InvalidInput"]["Type"] == "Fail"
 
 
-def test_input_bounds_match_the_settings() -> None:
-    low, high = td.EPOCHS_RANGE
-    for epochs in (low, high):
-        Settings(region="us-east-1", epochs=epochs)
-    for epochs in (low - 1, high + 1):
-        with pytest.raises(ValueError, match="epochs"):
-            Settings(region="us-east-1", epochs=epochs)
-    assert set(td.METHODS) == {"full", "lora"}
-
-
 def test_capacity_failures_retry_with_growing_waits_then_notify(default_app: Assembly) -> None:
     s = states(default_app)
     train = s["TrainModel"]

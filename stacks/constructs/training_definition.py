@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from config import TRAINING_INSTANCE_TYPES, Settings
-from config.settings import UK_ABS_TRAIN_DOCUMENTS
+from config.settings import EPOCHS_RANGE, METHODS, UK_ABS_TRAIN_DOCUMENTS
 from lambdas.stop_executions.handler import (
     DISALLOWED_CHARACTERS,
     EXECUTION_NAME_CHARS,
@@ -42,8 +42,6 @@ PROJECT_TAG = {"Key": "project", "Value": "legal-gptj"}
 # tuning) stays in the deployed configuration, the reviewable record of what the pipeline runs.
 OVERRIDABLE_INPUT = ("doc_count", "epochs", "method")
 IGNORED_INPUT = ("Comment",)  # the console's default input is {"Comment": "..."}
-EPOCHS_RANGE = (1, 100)
-METHODS = ("full", "lora")
 
 # Capacity retries: a new attempt (a new job name, since SageMaker never reuses one) after a wait that doubles.
 MAX_ATTEMPTS = 4
