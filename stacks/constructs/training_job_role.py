@@ -99,14 +99,7 @@ class TrainingJobRole(Construct):
         )
         acknowledge_wildcards(
             self.role,
-            [
-                *[
-                    (
-                        store.bucket.arn_for_objects(f"{prefix}*"),
-                        f"Scoped to the {prefix} prefix, whose object keys the prep and the jobs choose at run time.",
-                    )
-                    for prefix in (DATASET_PREFIX, MODELS_PREFIX, CHECKPOINT_PREFIX)
-                ],
+            [  # the bucket prefixes are acknowledged by grant_prefix
                 (
                     "*",
                     "ecr:GetAuthorizationToken and cloudwatch:PutMetricData accept no resource; the metrics are "
