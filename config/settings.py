@@ -366,8 +366,6 @@ def load_settings(context: Mapping[str, object]) -> Settings:
         if key not in _FIELDS:
             raise SettingError(key, raw, "", unknown=True)
         values[key] = _coerce(key, raw, _KINDS[str(_FIELDS[key].type)])
-    if not values.get("region"):
-        raise SettingError("region", values.get("region", ""), _FIELDS["region"].metadata["allowed"])
     return Settings(**values)  # type: ignore[arg-type]
 
 

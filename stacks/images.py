@@ -30,9 +30,6 @@ from aws_cdk.region_info import RegionInfo
 
 TRAINING_REPOSITORY = "pytorch-training"
 TRAINING_TAG = "2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker"
-# What the tag ships (DLC release notes), for the docs and the decision log.
-TRAINING_TORCH_VERSION = "2.6.0"
-TRAINING_CUDA_VERSION = "12.6.3"
 
 
 class UnknownRegionError(ValueError):

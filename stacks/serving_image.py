@@ -23,12 +23,8 @@ from stacks.images import ContainerImage, dlc_image
 
 LMI_REPOSITORY = "djl-inference"
 LMI_TAG = "0.36.0-lmi18.0.0-cu128"
-# What the tag ships, for the docs and the decision log (release notes of LMI v18).
-LMI_VLLM_VERSION = "0.12.0"
-
-ServingImage = ContainerImage
 
 
-def lmi_image(region: str) -> ServingImage:
+def lmi_image(region: str) -> ContainerImage:
     """The pinned LMI image for `region`, from the CDK's region facts (no lookup, no network)."""
     return dlc_image(region, LMI_REPOSITORY, LMI_TAG)

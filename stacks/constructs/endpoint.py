@@ -22,8 +22,8 @@ from stacks.constructs.endpoint_alarms import EndpointAlarms
 from stacks.constructs.endpoint_role import ENDPOINT_LOG_GROUP_PREFIX, EndpointRole
 from stacks.constructs.endpoint_scaling import EndpointAutoscaling
 from stacks.constructs.serving_container import ContainerSettings
+from stacks.images import ContainerImage
 from stacks.log_groups import RETENTION
-from stacks.serving_image import ServingImage
 
 VARIANT_NAME = "AllTraffic"
 # Where SageMaker puts ModelDataSource files inside the container, and where LMI looks for a local model.
@@ -79,7 +79,7 @@ class GptjEndpoint(Construct):
         *,
         label: str,
         weights: Weights,
-        image: ServingImage,
+        image: ContainerImage,
         instance_type: str,
         instance: InstanceFacts,
         container: ContainerSettings,
@@ -103,7 +103,6 @@ class GptjEndpoint(Construct):
         self.execution_role = EndpointRole(
             self, "Execution", image=image, log_group=self.log_group, description=f"Runs the {label} GPT-J endpoint"
         ).role
-        from_s3 = isinstance(weights, TrainedWeights)
         if isinstance(weights, TrainedWeights):
             grant_prefix(self.execution_role, weights.store, weights.prefix)
             model_data_source = sagemaker.CfnModel.ModelDataSourceProperty(
@@ -125,7 +124,7 @@ class GptjEndpoint(Construct):
             ),
             # With the weights in S3 the container needs no network at all; the Hub model is downloaded by the
             # container itself, so that endpoint cannot be isolated (its traffic is HTTPS to the Hub only).
-            enable_network_isolation=from_s3,
+            enable_network_isolation=model_data_source is not None,
         )
         # The role's policy must be attached before SageMaker uses the role (image pull, model download), not just
         # the role created: depend on the whole role construct, its default policy included.

@@ -4,8 +4,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.images import ContainerImage
 from stacks.nag import acknowledge
-from stacks.serving_image import ServingImage
 
 # Where SageMaker writes an endpoint's logs (one group per endpoint, named after it) and the per-instance metrics
 # (CPU, GPU, memory, disk).
@@ -21,7 +21,7 @@ class EndpointRole(Construct):
     """
 
     def __init__(
-        self, scope: Construct, construct_id: str, *, image: ServingImage, log_group: logs.ILogGroup, description: str
+        self, scope: Construct, construct_id: str, *, image: ContainerImage, log_group: logs.ILogGroup, description: str
     ) -> None:
         super().__init__(scope, construct_id)
         self.role = iam.Role(

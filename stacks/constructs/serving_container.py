@@ -47,7 +47,6 @@ class ContainerSettings:
 
     tensor_parallel_degree: int
     dtype: Dtype
-    kv_cache_gib: float
     max_rolling_batch_size: int
     max_model_len: int = GPTJ_CONTEXT
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
@@ -104,7 +103,6 @@ def container_settings(instance_type: str) -> ContainerSettings:
         tensor_parallel_degree=facts.gpus,
         # Turing (T4) and Volta have no bf16; fp16 holds GPT-J's activations (it was released with fp16 weights).
         dtype="bf16" if facts.supports_bf16 else "fp16",
-        kv_cache_gib=round(cache, 2),
         # As many sequences as fit at full length, so vLLM never has to preempt a running request.
         max_rolling_batch_size=min(MAX_ROLLING_BATCH_SIZE, math.floor(cache / FULL_SEQUENCE_GIB)),
     )
