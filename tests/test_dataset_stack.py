@@ -117,8 +117,13 @@ def test_prep_function_runtime_and_limits(default_app: Assembly) -> None:
             },
         },
     )
-    template.has_resource_properties("AWS::Logs::LogGroup", {"RetentionInDays": 30})
-    template.has_resource("AWS::Logs::LogGroup", {"DeletionPolicy": "Delete"})
+    prep = next(
+        f
+        for f in resources(default_app, "AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == "dataset_prep.handler.handler"
+    )
+    log_group = resources(default_app, "AWS::Logs::LogGroup")[prep["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]]
+    assert (log_group["Properties"]["RetentionInDays"], log_group["DeletionPolicy"]) == (30, "Delete")
 
 
 def test_prep_code_asset_holds_only_its_own_package(default_app: Assembly) -> None:
