@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from stacks.app_builder import build_pipeline
 ROOT = Path(__file__).resolve().parents[1]
 CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
 _OUT = Path(tempfile.mkdtemp(prefix="legal-gptj-synth-"))
+atexit.register(shutil.rmtree, _OUT, ignore_errors=True)  # every synth of this test process, once it ends
 
 
 @dataclass(frozen=True)
