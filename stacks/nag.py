@@ -58,7 +58,35 @@ class _AcknowledgeWhenResolved:
 def acknowledge_wildcards(construct: Construct, findings: list[tuple[str, str]]) -> None:
     """Acknowledge IAM5 for each (resource, reason): one finding per wildcard resource, never the rule wholesale.
 
-    Made from a construct validation: a reference to another stack's resource gets its final form only when the app
-    is prepared for synthesis, after construction; validations run after that and before the cdk-nag plugin.
+    A resource that refers only to its own stack is acknowledged at once, so the template's cdk_nag metadata
+    shows it. One that refers to another stack's resource gets its final form only when the app is prepared for
+    synthesis, after construction: it is acknowledged from a construct validation, which runs after that and before
+    the cdk-nag plugin (the acknowledgement then appears in the stack's metadata.json only).
     """
-    construct.node.add_validation(_AcknowledgeWhenResolved(construct, findings))
+    stack = cdk.Stack.of(construct)
+    later = [(resource, reason) for resource, reason in findings if _refers_to_other_stacks(stack, resource)]
+    for resource, reason in findings:
+        if (resource, reason) not in later:
+            acknowledge(construct, f"AwsSolutions-IAM5[Resource::{nag_resource(stack, resource)}]", reason)
+    if later:
+        construct.node.add_validation(_AcknowledgeWhenResolved(construct, later))
+
+
+def _refers_to_other_stacks(stack: cdk.Stack, value: str) -> bool:
+    local = {
+        stack.resolve(element.logical_id) for element in stack.node.find_all() if isinstance(element, cdk.CfnElement)
+    }
+    return any(logical_id not in local for logical_id in _references(stack.resolve(value)))
+
+
+def _references(resolved: Any) -> list[str]:
+    """Logical ids that a resolved value refers to (pseudo parameters such as AWS::AccountId left out)."""
+    if isinstance(resolved, list):
+        return [ref for item in resolved for ref in _references(item)]
+    if not isinstance(resolved, dict):
+        return []
+    if "Ref" in resolved:
+        return [] if str(resolved["Ref"]).startswith("AWS::") else [str(resolved["Ref"])]
+    if "Fn::GetAtt" in resolved:
+        return [str(resolved["Fn::GetAtt"][0])]
+    return [ref for item in resolved.values() for ref in _references(item)]
