@@ -11,6 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+
 
 def nag_violations(assembly: Path) -> list[str]:
     report_path = assembly / "validation-report.json"
@@ -25,12 +27,15 @@ def nag_violations(assembly: Path) -> list[str]:
     ]
 
 
-def acknowledged_findings(template: dict[str, object]) -> int:
-    resources = template.get("Resources", {})
-    assert isinstance(resources, dict)
+def acknowledged_findings(metadata: Path) -> int:
+    """Acknowledgements recorded for a stack in `<stack>.metadata.json`: all of them, including those made after
+    cross-stack references resolved, which the template's cdk_nag metadata does not carry."""
+    entries = json.loads(metadata.read_text()) if metadata.exists() else {}
     return sum(
-        len(resource.get("Metadata", {}).get("cdk_nag", {}).get("rules_to_suppress", []))
-        for resource in resources.values()
+        len(entry["data"])
+        for construct_entries in entries.values()
+        for entry in construct_entries
+        if entry["type"] == "aws:cdk:acknowledged-rules"
     )
 
 
@@ -41,6 +46,7 @@ def lint(templates: list[Path]) -> list[str]:
         [str(Path(sys.executable).parent / "cfn-lint"), "--format", "parseable", "--", *map(str, templates)],
         capture_output=True,
         text=True,
+        cwd=ROOT,  # picks up .cfnlintrc.yaml
         check=False,
     )
     if result.returncode not in (0, 2, 4, 6, 8, 10, 12, 14):  # cfn-lint's exit code is a bit mask of levels
@@ -60,7 +66,8 @@ def main(argv: list[str]) -> int:
         types = Counter(r["Type"] for r in template.get("Resources", {}).values())
         common = ", ".join(f"{t.split('::', 1)[-1]} {n}" for t, n in types.most_common(3))
         stack = path.name.removesuffix(".template.json")
-        print(f"{stack:<24} {sum(types.values()):>9} {acknowledged_findings(template):>26}  {common}")
+        acknowledged = acknowledged_findings(assembly / f"{stack}.metadata.json")
+        print(f"{stack:<24} {sum(types.values()):>9} {acknowledged:>26}  {common}")
     violations = nag_violations(assembly)
     findings = lint(templates)
     print(f"cdk-nag AwsSolutions: {len(violations)} unacknowledged finding(s)")
