@@ -11,11 +11,28 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 import jsii
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from constructs import IConstruct
+from constructs import Construct, IConstruct
 
 RETENTION = logs.RetentionDays.ONE_MONTH
+
+
+def log_group(scope: Construct, construct_id: str, *, name: str | None = None) -> logs.LogGroup:
+    """A log group of this project: a month's retention, deleted with its stack."""
+    return logs.LogGroup(
+        scope, construct_id, log_group_name=name, retention=RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
+    )
+
+
+def lambda_role(scope: Construct, construct_id: str, group: logs.ILogGroup) -> iam.Role:
+    """A Lambda function's role that may write to its own log group and nothing else (no managed policy)."""
+    role = iam.Role(scope, construct_id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    role.add_to_policy(
+        iam.PolicyStatement(actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[group.log_group_arn])
+    )
+    return role
 
 
 @jsii.implements(cdk.IAspect)
@@ -31,12 +48,10 @@ class DeclareFunctionLogGroups:
                 group_id = f"{construct.node.id}LogGroup"
                 if scope is None or scope.node.try_find_child(group_id) or _has_logging_config(construct):
                     continue
-                group = logs.LogGroup(
+                group = log_group(
                     scope,  # type: ignore[arg-type]
                     group_id,
-                    log_group_name=cdk.Fn.join("", ["/aws/lambda/", construct.ref]),
-                    retention=RETENTION,
-                    removal_policy=cdk.RemovalPolicy.DESTROY,
+                    name=cdk.Fn.join("", ["/aws/lambda/", construct.ref]),
                 )
                 declared.append(group)
         if not declared:

@@ -5,9 +5,7 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import triggers
 from constructs import Construct
@@ -15,6 +13,7 @@ from constructs import Construct
 from config import Settings
 from stacks.constructs.bucket_access import grant_prefix
 from stacks.constructs.dataset_bucket import DatasetBucket
+from stacks.log_groups import lambda_role, log_group
 
 LAMBDAS_ROOT = Path(__file__).resolve().parents[2] / "lambdas"
 DATASET_PREFIX = "datasets/"
@@ -24,7 +23,6 @@ DATASET_PREFIX = "datasets/"
 MEMORY_MB = 1024
 EPHEMERAL_STORAGE_MB = 512
 TIMEOUT = cdk.Duration.minutes(15)
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 
 
 class DatasetPrep(Construct):
@@ -41,13 +39,8 @@ class DatasetPrep(Construct):
         alarm_topic: sns.ITopic,
     ) -> None:
         super().__init__(scope, construct_id)
-        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
-            )
-        )
+        function_logs = log_group(self, "Logs")
+        role = lambda_role(self, "Role", function_logs)
         grant_prefix(role, store, DATASET_PREFIX, write=True, delete=True)
         self.function = lambda_.Function(
             self,
@@ -61,7 +54,7 @@ class DatasetPrep(Construct):
                 str(LAMBDAS_ROOT), exclude=["*", "!dataset_prep", "!dataset_prep/**", "**/__pycache__", "**/*.pyc"]
             ),
             role=role,
-            log_group=log_group,
+            log_group=function_logs,
             memory_size=MEMORY_MB,
             ephemeral_storage_size=cdk.Size.mebibytes(EPHEMERAL_STORAGE_MB),
             timeout=TIMEOUT,

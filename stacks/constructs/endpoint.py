@@ -9,7 +9,6 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_kms as kms
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sns as sns
 from constructs import Construct
@@ -23,7 +22,7 @@ from stacks.constructs.endpoint_role import ENDPOINT_LOG_GROUP_PREFIX, EndpointR
 from stacks.constructs.endpoint_scaling import EndpointAutoscaling
 from stacks.constructs.serving_container import ContainerSettings
 from stacks.images import ContainerImage
-from stacks.log_groups import RETENTION
+from stacks.log_groups import log_group
 
 VARIANT_NAME = "AllTraffic"
 # Where SageMaker puts ModelDataSource files inside the container, and where LMI looks for a local model.
@@ -93,13 +92,7 @@ class GptjEndpoint(Construct):
         # CloudFormation (with no retention, left behind by `cdk destroy`), and the role scoped to that one group.
         # Only EndpointName forces a replacement, and it never changes: the endpoint is updated in place.
         self.name = f"{cdk.Stack.of(self).stack_name}-{label}"
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"{ENDPOINT_LOG_GROUP_PREFIX}{self.name}",
-            retention=RETENTION,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        self.log_group = log_group(self, "Logs", name=f"{ENDPOINT_LOG_GROUP_PREFIX}{self.name}")
         self.execution_role = EndpointRole(
             self, "Execution", image=image, log_group=self.log_group, description=f"Runs the {label} GPT-J endpoint"
         ).role

@@ -11,7 +11,6 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -22,9 +21,9 @@ from stacks.constructs.dataset_bucket import DatasetBucket
 from stacks.constructs.training_definition import PipelineSpec, definition
 from stacks.constructs.training_source import TrainingSource
 from stacks.images import ContainerImage
+from stacks.log_groups import log_group
 from stacks.nag import acknowledge_wildcards
 
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 # The EventBridge rules that Step Functions manages for the `.sync` integrations (one per account and region).
 SYNC_RULES = {
     "training": "StepFunctionsGetEventsForSageMakerTrainingJobsRule",
@@ -50,13 +49,7 @@ class TrainingPipeline(Construct):
         stack = cdk.Stack.of(self)
         kind = "tuning" if settings.tuning_enabled else "training"
         # /aws/vendedlogs/ keeps CloudWatch Logs' account-wide resource policy from growing with every group.
-        self.log_group = logs.LogGroup(
-            self,
-            "Logs",
-            log_group_name=f"/aws/vendedlogs/states/{stack.stack_name}",
-            retention=LOG_RETENTION,
-            removal_policy=cdk.RemovalPolicy.DESTROY,
-        )
+        self.log_group = log_group(self, "Logs", name=f"/aws/vendedlogs/states/{stack.stack_name}")
         self.role = iam.Role(
             self,
             "Role",

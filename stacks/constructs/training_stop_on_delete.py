@@ -12,16 +12,15 @@ from pathlib import Path
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from lambdas.stop_executions.handler import JOB_NAME_PREFIX
+from stacks.log_groups import lambda_role, log_group
 from stacks.nag import acknowledge_wildcards
 
 HANDLER_ROOT = Path(__file__).resolve().parents[2] / "lambdas" / "stop_executions"
-LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 # Stopping a job takes a few minutes (SIGTERM, two minutes' grace, output upload); the handler waits for it
 # within this time and leaves the rest to SageMaker.
 TIMEOUT = cdk.Duration.minutes(12)
@@ -31,13 +30,8 @@ class StopRunningTrainingOnDelete(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, state_machine: sfn.StateMachine) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
-        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY)
-        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[log_group.log_group_arn]
-            )
-        )
+        function_logs = log_group(self, "Logs")
+        role = lambda_role(self, "Role", function_logs)
         role.add_to_policy(
             iam.PolicyStatement(actions=["states:ListExecutions"], resources=[state_machine.state_machine_arn])
         )
@@ -78,22 +72,15 @@ class StopRunningTrainingOnDelete(Construct):
             handler="handler.on_event",
             code=lambda_.Code.from_asset(str(HANDLER_ROOT), exclude=["**/__pycache__", "**/*.pyc", "__init__.py"]),
             role=role,
-            log_group=log_group,
+            log_group=function_logs,
             memory_size=256,
             timeout=TIMEOUT,
             description="On stack deletion: stops running training executions and their SageMaker jobs",
         )
-        provider_logs = logs.LogGroup(
-            self, "ProviderLogs", retention=LOG_RETENTION, removal_policy=cdk.RemovalPolicy.DESTROY
-        )
+        provider_logs = log_group(self, "ProviderLogs")
         # Our own role for the framework's function: the default one carries the AWSLambdaBasicExecutionRole
         # managed policy (logs:* on every group); this one writes to its own log group only.
-        framework_role = iam.Role(self, "ProviderRole", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
-        framework_role.add_to_policy(
-            iam.PolicyStatement(
-                actions=["logs:CreateLogStream", "logs:PutLogEvents"], resources=[provider_logs.log_group_arn]
-            )
-        )
+        framework_role = lambda_role(self, "ProviderRole", provider_logs)
         provider = cr.Provider(
             self,
             "Provider",
