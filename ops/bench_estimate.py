@@ -22,11 +22,12 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from config import Settings
 from config.instance_types import TRAINING_INSTANCE_TYPES
 from ops.context import project_settings
-from ops.cost import PRICES, Throughput, measured_throughputs, training_tokens
+from ops.cost import Throughput, load_prices, measured_throughputs, on_demand_cost, training_hours, training_tokens
 
 GIB = 2**30
 # Peak dense fp16/bf16 tensor-core FLOP/s per GPU (DESIGN.md §5): V100 SXM2, A100, H100 and H200.
@@ -141,7 +142,7 @@ def project(run: BenchRun, label: str, settings: Settings) -> Projection:
 
 
 def report(
-    bench: Bench, settings: Settings, prices: dict[str, object], throughputs: list[Throughput] | None = None
+    bench: Bench, settings: Settings, prices: dict[str, Any], throughputs: list[Throughput] | None = None
 ) -> list[str]:
     instance = settings.training_instance_type
     if instance not in PEAK_TFLOPS_PER_GPU:
@@ -154,7 +155,7 @@ def report(
     speed = project(bench.final(seq, method, "ours"), "train.py's speed options", settings)
     facts = TRAINING_INSTANCE_TYPES[instance]
     tokens = training_tokens(settings)
-    price = dict(prices["training_per_hour"]).get(instance)  # type: ignore[call-overload]
+    price = prices["training_per_hour"].get(instance)
     lines = [
         f"Measured on {bench.device} (training/bench.py): {method}, sequence {seq}",
         f"Derived for {settings.training_instance_count} x {instance} ({facts.gpus} GPUs of {facts.gpu_memory_gib} "
@@ -164,8 +165,8 @@ def report(
     ]
     for projection in (default, speed):
         run = projection.run
-        hours = tokens / (projection.tokens_per_second * settings.training_instance_count) / 3600
-        cost = f", ${hours * float(price) * settings.training_instance_count:,.0f} on demand" if price else ""
+        hours = training_hours(settings, projection.tokens_per_second)
+        cost = f", ${on_demand_cost(settings, hours, float(price)):,.0f} on demand" if price else ""
         fits = "fits" if projection.fits else "does NOT fit"
         lines += [
             f"  {projection.label} ({run.describe()}): measured {run.tokens_per_second:,.0f} tokens/s at "
@@ -182,7 +183,7 @@ def report(
         None,
     )
     if original:
-        hours = tokens / original.tokens_per_second / 3600
+        hours = training_hours(settings, original.tokens_per_second)
         lines.append(f"  original notebook: {original.tokens_per_second:,.0f} tokens/s measured -> ~{hours:.1f} h")
     # The training stack runs train.py's defaults (decision T16), so only they make the row that `make cost` uses.
     if default.fits:
@@ -209,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = project_settings(args.context)
-        lines = report(load_bench(args.bench), settings, json.loads(PRICES.read_text()))
+        lines = report(load_bench(args.bench), settings, load_prices())
     except ValueError as error:  # a bad setting (SettingError) or -c value
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 from config import Settings
 from ops.context import project_settings
@@ -55,21 +56,27 @@ def training_tokens(settings: Settings) -> float:
     return settings.doc_count * WORDS_PER_DOCUMENT * TOKENS_PER_WORD * settings.epochs
 
 
-def report(settings: Settings, prices: dict[str, object], throughputs: list[Throughput]) -> list[str]:
-    lines = [f"Cost estimate for {settings.region} (prices: {prices['source']}, {prices['date']})"]
-    training_prices = prices["training_per_hour"]
-    hosting_prices = prices["hosting_per_hour"]
-    assert isinstance(training_prices, dict) and isinstance(hosting_prices, dict)
-    spot_savings = float(str(prices["spot_savings_assumed"]))
-    hours_per_month = float(str(prices["hours_per_month"]))
+def load_prices() -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(PRICES.read_text()))
 
+
+def training_hours(settings: Settings, tokens_per_second_per_instance: float) -> float:
+    """Hours of training for the configured run on settings.training_instance_count instances."""
+    return training_tokens(settings) / (tokens_per_second_per_instance * settings.training_instance_count) / 3600
+
+
+def on_demand_cost(settings: Settings, hours: float, price_per_hour: float) -> float:
+    return hours * price_per_hour * settings.training_instance_count
+
+
+def training_lines(settings: Settings, prices: dict[str, Any], throughputs: list[Throughput]) -> list[str]:
     tokens = training_tokens(settings)
-    lines.append(
+    lines = [
         f"Training: {settings.doc_count} documents x {settings.epochs} epochs = ~{tokens / 1e6:.1f} M tokens, "
         f"method {settings.method}, {settings.training_instance_count} x {settings.training_instance_type}"
-    )
+    ]
     match = throughput_for(throughputs, settings.training_instance_type, settings.method)
-    price = training_prices.get(settings.training_instance_type)
+    price = prices["training_per_hour"].get(settings.training_instance_type)
     if match is None:
         lines.append(
             f"  no measured throughput for {settings.method} on {settings.training_instance_type} in BENCHMARKS.md:"
@@ -78,19 +85,25 @@ def report(settings: Settings, prices: dict[str, object], throughputs: list[Thro
     elif price is None:
         lines.append(f"  no price for {settings.training_instance_type} in {PRICES.name}: no cost estimate")
     else:
-        hours = tokens / (match.tokens_per_second * settings.training_instance_count) / 3600
-        on_demand = hours * float(price) * settings.training_instance_count
+        hours = training_hours(settings, match.tokens_per_second)
+        on_demand = on_demand_cost(settings, hours, float(price))
+        spot_savings = float(prices["spot_savings_assumed"])
         lines.append(f"  throughput {match.tokens_per_second:,.0f} tokens/s per instance ({match.source})")
         lines.append(f"  ~{hours:.1f} h of training (job start-up and model download not included)")
         lines.append(f"  on demand: ${on_demand:,.0f}   with spot: ${on_demand * (1 - spot_savings):,.0f}")
         lines.append(f"  (spot: {prices['spot_savings_source']})")
+    return lines
 
+
+def endpoint_lines(settings: Settings, prices: dict[str, Any]) -> list[str]:
     endpoints = [
         name for name, on in (("base", settings.deploy_base_endpoint), ("fine-tuned", settings.fine_tuned_job)) if on
     ]
     if not endpoints:
-        lines.append("Endpoints: none configured (deploy_base_endpoint=false, fine_tuned_job empty): $0 per hour")
-    hourly = hosting_prices.get(settings.endpoint_instance_type)
+        return ["Endpoints: none configured (deploy_base_endpoint=false, fine_tuned_job empty): $0 per hour"]
+    hourly = prices["hosting_per_hour"].get(settings.endpoint_instance_type)
+    hours_per_month = float(prices["hours_per_month"])
+    lines = []
     for name in endpoints:
         if hourly is None:
             lines.append(f"Endpoint {name}: no price for {settings.endpoint_instance_type} in {PRICES.name}")
@@ -104,8 +117,19 @@ def report(settings: Settings, prices: dict[str, object], throughputs: list[Thro
     return lines
 
 
-def estimate_lines(settings: Settings) -> list[str]:
-    return report(settings, json.loads(PRICES.read_text()), measured_throughputs())
+def report(
+    settings: Settings, prices: dict[str, Any], throughputs: list[Throughput], *, endpoints: bool = True
+) -> list[str]:
+    header = f"Cost estimate for {settings.region} (prices: {prices['source']}, {prices['date']})"
+    return [
+        header,
+        *training_lines(settings, prices, throughputs),
+        *(endpoint_lines(settings, prices) if endpoints else []),
+    ]
+
+
+def estimate_lines(settings: Settings, *, endpoints: bool = True) -> list[str]:
+    return report(settings, load_prices(), measured_throughputs(), endpoints=endpoints)
 
 
 def main(argv: list[str] | None = None) -> int:

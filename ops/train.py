@@ -104,9 +104,8 @@ def console_links(pipeline: Pipeline, execution_arn: str, job: str) -> dict[str,
 def print_cost_estimate(settings: Settings, overrides: Mapping[str, object], out: TextIO) -> None:
     """The estimate for this run (the deployed settings with this execution's overrides), before it starts."""
     run_settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
-    for line in estimate_lines(run_settings):
-        if not line.startswith("Endpoint"):
-            print(line, file=out)
+    for line in estimate_lines(run_settings, endpoints=False):
+        print(line, file=out)
 
 
 def check_training_log_group(pipeline: Pipeline, clients: ClientFactory, out: TextIO) -> bool:
