@@ -5,16 +5,15 @@ Every failure an operator can meet becomes an `EndpointError` whose message is o
 
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ops.aws import botocore_session, stack_outputs
 from ops.lmi_request import ResponseError, generated_texts
 
 # Must match stacks/app_builder.py and stacks/serving_stack.py (tests/ops/test_invoke.py checks both): kept as
@@ -41,19 +40,13 @@ class Clients:
     @classmethod
     def create(cls, region: str, endpoint_url: str | None = None) -> Clients:
         """Clients for one region; `endpoint_url` points all three at one address (a local stand-in, a proxy)."""
-        session = boto3.session.Session(region_name=region, botocore_session=_botocore_session())
+        session = boto3.session.Session(region_name=region, botocore_session=botocore_session())
         config = Config(read_timeout=READ_TIMEOUT_SECONDS, retries={"mode": "standard", "max_attempts": 3})
 
         def client(service: str) -> Any:
             return session.client(service, endpoint_url=endpoint_url, config=config)
 
         return cls(client("cloudformation"), client("sagemaker"), client("sagemaker-runtime"))
-
-
-@functools.cache
-def _botocore_session() -> botocore.session.Session:
-    """One per process: the service models (SageMaker's is large) are parsed once, not once per call."""
-    return botocore.session.get_session()
 
 
 def _error(error: ClientError) -> tuple[str, str]:
@@ -64,16 +57,15 @@ def _error(error: ClientError) -> tuple[str, str]:
 def deployed_endpoints(clients: Clients) -> dict[str, str]:
     """{"base": name, "fine-tuned": name} for the endpoints the serving stack has (none, one or both)."""
     try:
-        stacks = clients.cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"]
+        outputs = stack_outputs(clients.cloudformation, STACK_NAME)
     except ClientError as error:
         code, message = _error(error)
-        if code == "ValidationError" and "does not exist" in message:
-            raise EndpointError(
-                f"stack {STACK_NAME} is not deployed in {clients.cloudformation.meta.region_name}: "
-                "run `make deploy` with an endpoint switched on, or pass --endpoint NAME"
-            ) from None
         raise EndpointError(f"cannot read stack {STACK_NAME}: {code}: {message}") from None
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    if outputs is None:
+        raise EndpointError(
+            f"stack {STACK_NAME} is not deployed in {clients.cloudformation.meta.region_name}: "
+            "run `make deploy` with an endpoint switched on, or pass --endpoint NAME"
+        )
     return {label: outputs[key] for label, key in OUTPUT_KEYS.items() if key in outputs}
 
 

@@ -36,6 +36,7 @@ from lambdas.stop_executions.handler import (
     running_executions,
     stop_execution_and_jobs,
 )
+from ops.aws import stack_outputs
 from ops.context import project_settings
 from ops.cost import estimate_lines
 
@@ -58,28 +59,25 @@ class Pipeline:
     stack_name: str
     state_machine_arn: str
     job_kind: str  # "training" or "tuning"
-    outputs: Mapping[str, str]
 
 
 def boto3_clients(service: str, region: str) -> Any:
+    # A new session each time: credentials and configuration are read when the command runs (a process-wide
+    # botocore session, as ops.runtime keeps for invoke's repeated calls, would hold on to the first ones it read).
     return boto3.session.Session(region_name=region).client(service)
 
 
 def find_pipeline(clients: ClientFactory, region: str, stack_name: str = STACK_NAME) -> Pipeline:
     """The deployed pipeline, from the training stack's outputs."""
-    try:
-        stacks = clients("cloudformation", region).describe_stacks(StackName=stack_name)["Stacks"]
-    except ClientError as error:
-        if "does not exist" in str(error):
-            raise CliError(
-                f"the training stack {stack_name} is not deployed in {region}: deploy it with `make deploy` "
-                "(or name the region: -c region=... or --region)"
-            ) from error
-        raise
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    outputs = stack_outputs(clients("cloudformation", region), stack_name)
+    if outputs is None:
+        raise CliError(
+            f"the training stack {stack_name} is not deployed in {region}: deploy it with `make deploy` "
+            "(or name the region: -c region=... or --region)"
+        )
     if "StateMachineArn" not in outputs:
         raise CliError(f"the stack {stack_name} in {region} has no StateMachineArn output: deploy it again")
-    return Pipeline(region, stack_name, outputs["StateMachineArn"], outputs.get("JobKind", "training"), outputs)
+    return Pipeline(region, stack_name, outputs["StateMachineArn"], outputs.get("JobKind", "training"))
 
 
 def new_execution_name(now: datetime | None = None) -> str:
@@ -108,12 +106,12 @@ def print_cost_estimate(settings: Settings, overrides: Mapping[str, object], out
         print(line, file=out)
 
 
-def check_training_log_group(pipeline: Pipeline, clients: ClientFactory, out: TextIO) -> bool:
+def check_training_log_group(pipeline: Pipeline, clients: ClientFactory, out: TextIO) -> None:
     """Warn when SageMaker's training log group is missing: the job role may not create it (it is shared by every
     training job of the account and would outlive `cdk destroy`), so the job's logs would be lost."""
     groups = clients("logs", pipeline.region).describe_log_groups(logGroupNamePrefix=TRAINING_LOG_GROUP)["logGroups"]
     if any(g["logGroupName"] == TRAINING_LOG_GROUP for g in groups):
-        return True
+        return
     print(
         f"warning: the log group {TRAINING_LOG_GROUP} does not exist in {pipeline.region}, so this job's logs would "
         f"be lost; create it once: aws logs create-log-group --region {pipeline.region} --log-group-name "
@@ -121,7 +119,6 @@ def check_training_log_group(pipeline: Pipeline, clients: ClientFactory, out: Te
         f"{TRAINING_LOG_GROUP} --retention-in-days 30",
         file=out,
     )
-    return False
 
 
 def start(pipeline: Pipeline, clients: ClientFactory, overrides: Mapping[str, object], out: TextIO) -> str:
