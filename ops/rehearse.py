@@ -47,13 +47,12 @@ class Progress:
         print(f"[{self.step}/{STEPS}] {time.monotonic() - self.started:5.1f}s  {message}", file=sys.stderr, flush=True)
 
 
-def run_prep(archive: Path, doc_count: int, progress: Progress) -> tuple[Any, str, str]:
-    """The prep's own command line, downloading over loopback HTTP into a loopback S3; returns the manifest URI."""
+def run_prep(archive: Path, doc_count: int, s3: Any, progress: Progress) -> str:
+    """The prep's own command line, downloading over loopback HTTP into the loopback S3 `s3`; returns the manifest
+    URI."""
     from fakes.http_server import BlobServer
-    from fakes.moto_server import MotoServer
 
     data = archive.read_bytes()
-    s3 = MotoServer().start()
     with BlobServer(data) as http:
         bucket = s3.new_bucket()
         progress(f"prep: {len(data) / 1e6:.1f} MB archive over {http.url} into s3://{bucket} ({s3.endpoint_url})")
@@ -67,7 +66,7 @@ def run_prep(archive: Path, doc_count: int, progress: Progress) -> tuple[Any, st
         )  # fmt: skip
     if result.returncode != 0:
         raise SystemExit(f"error: the prep failed: {result.stderr.strip()}")
-    return s3, bucket, result.stdout.strip().splitlines()[-1]
+    return result.stdout.strip().splitlines()[-1]
 
 
 def download_channels(s3: Any, manifest_uri: str, channels: Path, progress: Progress) -> dict[str, Path]:
@@ -165,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
     sys.path.insert(0, str(ROOT))
     from fakes.archive import build_synthetic_archive
+    from fakes.moto_server import MotoServer
 
     progress = Progress()
     with tempfile.TemporaryDirectory(prefix="rehearse-") as temporary:
@@ -172,11 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         workdir.mkdir(parents=True, exist_ok=True)
         progress(f"synthetic dataset.zip with the real layout ({args.doc_count} + 3 UK-Abs judgments) in {workdir}")
         archive = build_synthetic_archive(workdir / "dataset.zip", uk_train_docs=args.doc_count, uk_test_docs=3)
-        s3, _bucket, manifest_uri = run_prep(archive.path, args.doc_count, progress)
-        try:
+        with MotoServer() as s3:
+            manifest_uri = run_prep(archive.path, args.doc_count, s3, progress)
             folders = download_channels(s3, manifest_uri, workdir / "channels", progress)
-        finally:
-            s3.stop()
         model_dir, log = train(workdir, folders, progress)
         metrics = metric_values(log)
         answer = query(model_dir, progress)
