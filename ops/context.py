@@ -5,10 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from config import Settings, load_settings
+if TYPE_CHECKING:
+    from config import Settings
 
 CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+
+def cdk_context() -> dict[str, Any]:
+    """cdk.json's context, as the CDK app reads it (without importing the CDK: `make invoke` stays light)."""
+    return dict(json.loads(CDK_JSON.read_text())["context"])
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -22,5 +29,6 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
 
 
 def project_settings(pairs: Sequence[str] = ()) -> Settings:
-    context = json.loads(CDK_JSON.read_text())["context"]
-    return load_settings({**context, **parse_overrides(pairs)})
+    from config import load_settings  # imports the CDK (jsii starts Node.js)
+
+    return load_settings({**cdk_context(), **parse_overrides(pairs)})

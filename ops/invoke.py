@@ -12,16 +12,14 @@ Errors are one line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
+from ops.context import cdk_context
 from ops.lmi_request import Generation, RequestError, lmi_requests
 from ops.runtime import OUTPUT_KEYS, Clients, EndpointError, check_serving, deployed_endpoints, invoke, resolve
 
-CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 # The notebook printed its documents separated by a line of 65 dashes; so are several sequences here.
 SEPARATOR = "-" * 65
 
@@ -32,7 +30,7 @@ def default_region() -> str | None:
         if os.environ.get(variable):
             return os.environ[variable]
     try:
-        region = json.loads(CDK_JSON.read_text())["context"].get("region")
+        region = cdk_context().get("region")
     except (OSError, ValueError, KeyError):
         return None
     return str(region) if region else None
