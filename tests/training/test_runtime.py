@@ -56,3 +56,23 @@ def test_each_sagemaker_job_keeps_its_checkpoints_apart(monkeypatch: pytest.Monk
     assert checkpoint_folder("/opt/ml/checkpoints") == Path("/opt/ml/checkpoints")
     monkeypatch.setenv("TRAINING_JOB_NAME", "legal-gptj-tuning-001-a1b2c3d4")
     assert checkpoint_folder("/opt/ml/checkpoints") == Path("/opt/ml/checkpoints/legal-gptj-tuning-001-a1b2c3d4")
+
+
+def test_a_model_loaded_with_another_attention_kernel_stops_the_run(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older transformers runs GPT-J eagerly whatever is asked; train.py must not silently train that way."""
+    import finetune
+    from arguments import ModelArguments
+
+    load = finetune.AutoModelForCausalLM.from_pretrained
+
+    def load_eager(*args: object, **kwargs: object) -> object:
+        model = load(*args, **kwargs)
+        model.config._attn_implementation = "eager"
+        return model
+
+    monkeypatch.setattr(finetune.AutoModelForCausalLM, "from_pretrained", load_eager)
+    env = finetune.Distributed(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+    with pytest.raises(RuntimeError, match="--attn_implementation sdpa: the model loaded with eager"):
+        finetune.load_model(ModelArguments(model_name_or_path=str(tiny_model)), "full", torch.float32, env)

@@ -37,6 +37,11 @@ def test_saved_model_is_a_hugging_face_folder_that_generates(full_run: Run) -> N
     assert {"model.safetensors", "config.json", "generation_config.json", "tokenizer.json"} <= files
     config = json.loads((full_run.model_dir / "config.json").read_text())
     assert config["architectures"] == ["GPTJForCausalLM"] and config["dtype"] == "float32"  # fp32 on the CPU
+    assert config["use_cache"] is True  # training turns the cache off; serving needs it
+    generation = json.loads((full_run.model_dir / "generation_config.json").read_text())
+    tokenizer_eos = AutoTokenizer.from_pretrained(full_run.model_dir).eos_token_id
+    assert generation["pad_token_id"] == tokenizer_eos  # batched generation pads with EOS
+    assert {path.stat().st_mode & 0o777 for path in full_run.model_dir.iterdir()} == {0o644}  # readable by serving
     model = AutoModelForCausalLM.from_pretrained(full_run.model_dir)
     tokenizer = AutoTokenizer.from_pretrained(full_run.model_dir)
     prompt = tokenizer("His Honour Judge Richards:", return_tensors="pt")
