@@ -17,7 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from .config import Limits
-from .errors import ArchiveError, DatasetError
+from .errors import ArchiveError, DatasetError, one_line
 
 UK_ROOT = "UK-Abs"
 READ_CHUNK = 1024 * 1024
@@ -89,7 +89,7 @@ class SafeArchive:
         try:
             self._zip = zipfile.ZipFile(path)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as err:
-            raise ArchiveError(f"{path.name} is not a readable zip archive: {' '.join(str(err).split())}") from None
+            raise ArchiveError(f"{path.name} is not a readable zip archive: {one_line(err)}") from None
         try:
             self._infos = self._validate()
             self.root = self._locate_root()
@@ -215,8 +215,6 @@ class SafeArchive:
                         raise ArchiveError(f"archive entry {info.filename!r} is longer than its declared size")
                     yield chunk
         except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as err:
-            raise ArchiveError(
-                f"corrupt archive entry {info.filename!r}: {' '.join(str(err).split()) or type(err).__name__}"
-            ) from None
+            raise ArchiveError(f"corrupt archive entry {info.filename!r}: {one_line(err)}") from None
         if read != info.file_size:
             raise ArchiveError(f"corrupt archive entry {info.filename!r}: {read} of {info.file_size} bytes")

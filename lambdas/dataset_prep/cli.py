@@ -21,7 +21,7 @@ from .config import (
     DownloadPolicy,
     PrepConfig,
 )
-from .errors import PrepError
+from .errors import PrepError, one_line
 from .pipeline import run
 from .prep import PrepResult, prepare_archive
 from .progress import Reporter
@@ -127,13 +127,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = _execute(args, reporter)
     except PrepError as err:
-        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as err:  # one line, even for the unexpected
-        print(f"error: {type(err).__name__}: {' '.join(str(err).split())}", file=sys.stderr)
+        print(f"error: {type(err).__name__}: {one_line(err)}", file=sys.stderr)
         return 1
     state = "reused" if result.reused else "written"
     reporter.info(f"dataset {result.dataset_id} {state}; train {result.train_uri}; validation {result.validation_uri}")

@@ -17,7 +17,7 @@ from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from .config import DownloadPolicy
-from .errors import ConfigError, DownloadError
+from .errors import ConfigError, DownloadError, one_line
 from .progress import Reporter
 
 _CONTENT_RANGE_RE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
@@ -60,7 +60,7 @@ def _retry_after_seconds(value: str | None) -> float | None:
 
 
 def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = one_line(exc)
     return f"{type(exc).__name__}: {text}"[:300]
 
 

@@ -33,3 +33,8 @@ class DatasetError(PrepError):
 
 class SinkError(PrepError):
     """Writing to or reading from the output storage (S3 or a local directory) failed."""
+
+
+def one_line(err: BaseException) -> str:
+    """An exception's message on one line (whitespace folded), or its type's name when it has none."""
+    return " ".join(str(err).split()) or type(err).__name__

@@ -26,7 +26,7 @@ import boto3
 from botocore.config import Config
 
 from .config import DEFAULT_DOC_COUNT, DEFAULT_SOURCE_URL, DEFAULT_VALIDATION, DownloadPolicy, PrepConfig
-from .errors import ConfigError, PrepError
+from .errors import ConfigError, PrepError, one_line
 from .pipeline import run
 from .prep import PrepResult
 from .progress import Reporter
@@ -189,7 +189,7 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         with tempfile.TemporaryDirectory(prefix="dataset-prep-") as workdir:
             result = run(config, sink, Path(workdir), policy=_download_policy(context), reporter=_LogReporter())
     except Exception as err:
-        reason = str(err) if isinstance(err, PrepError) else " ".join(str(err).split())
+        reason = str(err) if isinstance(err, PrepError) else one_line(err)
         _log("failed", logging.ERROR, error=type(err).__name__, reason=reason)
         raise
     payload = result_payload(result, bucket)

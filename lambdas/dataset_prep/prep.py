@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .archive import SafeArchive
 from .config import SEPARATOR, Limits, PrepConfig, dataset_id, dataset_prefix
-from .errors import ChecksumError, DatasetError
+from .errors import ChecksumError, DatasetError, one_line
 from .manifest import MANIFEST_NAME, TRAIN_KEY, VALIDATION_KEY, Manifest, ManifestError, OutputInfo
 from .progress import Reporter
 from .sinks import ObjectWriter, Sink
@@ -252,7 +252,7 @@ def _clean_up(sink: Sink, ds_id: str, archive_md5: str, reporter: Reporter) -> N
         deleted = sink.delete_prefix(prefix)
         reporter.info(f"cleaned up {deleted} object(s) under {sink.uri(prefix)}")
     except Exception as err:  # the original error matters more; say what is left behind
-        reporter.info(f"clean-up under {sink.uri(prefix)} failed: {' '.join(str(err).split())}")
+        reporter.info(f"clean-up under {sink.uri(prefix)} failed: {one_line(err)}")
 
 
 def prepare_archive(

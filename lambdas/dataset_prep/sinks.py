@@ -15,15 +15,11 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from .errors import SinkError
+from .errors import SinkError, one_line
 
 DEFAULT_PART_SIZE = 8 * 1024 * 1024
 _MIN_PART_SIZE = 5 * 1024 * 1024  # S3's minimum for every part but the last
 _MAX_READ_BYTES = 16 * 1024 * 1024  # manifests are small; refuse to buffer anything large
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
 
 
 class ObjectWriter(ABC):
@@ -92,7 +88,7 @@ class _S3Writer(ObjectWriter):
         self._closed = False
 
     def _fail(self, action: str, err: Exception) -> SinkError:
-        return SinkError(f"S3 {action} failed for {self._sink.uri(self._key)}: {_one_line(err)}")
+        return SinkError(f"S3 {action} failed for {self._sink.uri(self._key)}: {one_line(err)}")
 
     def write(self, data: bytes) -> None:
         if self._closed:
@@ -195,7 +191,7 @@ class S3Sink(Sink):
         try:
             response = self.client.list_objects_v2(Bucket=self.bucket, Prefix=key, MaxKeys=1)
         except Exception as err:
-            raise SinkError(f"S3 list_objects_v2 failed for {self.uri(key)}: {_one_line(err)}") from None
+            raise SinkError(f"S3 list_objects_v2 failed for {self.uri(key)}: {one_line(err)}") from None
         contents = response.get("Contents", [])
         if contents and contents[0].get("Key") == key:
             return int(contents[0]["Size"])
@@ -214,7 +210,7 @@ class S3Sink(Sink):
         except Exception as err:
             if self._is_missing(err):  # deleted since it was listed
                 return None
-            raise SinkError(f"S3 get_object failed for {self.uri(key)}: {_one_line(err)}") from None
+            raise SinkError(f"S3 get_object failed for {self.uri(key)}: {one_line(err)}") from None
 
     def open_writer(self, key: str, content_type: str) -> ObjectWriter:
         return _S3Writer(self, key, content_type)
@@ -239,7 +235,7 @@ class S3Sink(Sink):
         except SinkError:
             raise
         except Exception as err:
-            raise SinkError(f"S3 delete failed under {self.uri(prefix)}: {_one_line(err)}") from None
+            raise SinkError(f"S3 delete failed under {self.uri(prefix)}: {one_line(err)}") from None
         return deleted
 
 
@@ -254,14 +250,14 @@ class _LocalWriter(ObjectWriter):
             final.parent.mkdir(parents=True, exist_ok=True)
             self._fh = self._partial.open("wb")
         except OSError as err:
-            raise SinkError(f"cannot write {final}: {_one_line(err)}") from None
+            raise SinkError(f"cannot write {final}: {one_line(err)}") from None
         self._closed = False
 
     def write(self, data: bytes) -> None:
         try:
             self._fh.write(data)
         except OSError as err:
-            raise SinkError(f"cannot write {self._final}: {_one_line(err)}") from None
+            raise SinkError(f"cannot write {self._final}: {one_line(err)}") from None
 
     def commit(self) -> None:
         if self._closed:
@@ -273,7 +269,7 @@ class _LocalWriter(ObjectWriter):
             self._partial.replace(self._final)
         except OSError as err:
             self.abort()
-            raise SinkError(f"cannot write {self._final}: {_one_line(err)}") from None
+            raise SinkError(f"cannot write {self._final}: {one_line(err)}") from None
         self._closed = True
 
     def abort(self) -> None:
@@ -309,7 +305,7 @@ class LocalDirSink(Sink):
         except FileNotFoundError:
             return None
         except OSError as err:
-            raise SinkError(f"cannot read {path}: {_one_line(err)}") from None
+            raise SinkError(f"cannot read {path}: {one_line(err)}") from None
 
     def size(self, key: str) -> int | None:
         try:
@@ -331,5 +327,5 @@ class LocalDirSink(Sink):
         try:
             shutil.rmtree(target)
         except OSError as err:
-            raise SinkError(f"cannot delete {target}: {_one_line(err)}") from None
+            raise SinkError(f"cannot delete {target}: {one_line(err)}") from None
         return count
