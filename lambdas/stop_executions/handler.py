@@ -21,7 +21,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
@@ -58,6 +58,7 @@ def is_job_of(base: str, job_name: str) -> bool:
 class Job:
     kind: str  # "training" or "tuning"
     name: str
+    status: str = field(default="InProgress", compare=False)  # as listed
 
 
 def _log(message: str, **fields: Any) -> None:
@@ -78,23 +79,19 @@ def running_executions(sfn: Any, state_machine_arn: str) -> list[dict[str, Any]]
 
 
 def active_jobs(sagemaker: Any, base: str) -> list[Job]:
-    """The execution's training or tuning jobs that are still in progress."""
+    """The execution's training or tuning jobs that are in progress or already stopping."""
     listings = [
-        (
-            "tuning",
-            "list_hyper_parameter_tuning_jobs",
-            "HyperParameterTuningJobSummaries[].HyperParameterTuningJobName",
-        ),
-        ("training", "list_training_jobs", "TrainingJobSummaries[].TrainingJobName"),
+        ("tuning", "list_hyper_parameter_tuning_jobs", "HyperParameterTuningJob"),
+        ("training", "list_training_jobs", "TrainingJob"),
     ]
     jobs = [
-        Job(kind, name)
-        for kind, operation, names in listings
-        for name in sagemaker.get_paginator(operation)
-        .paginate(NameContains=base, StatusEquals="InProgress")
-        .search(names)
+        Job(kind, summary[f"{field_prefix}Name"], summary[f"{field_prefix}Status"])
+        for kind, operation, field_prefix in listings
+        for summary in sagemaker.get_paginator(operation)
+        .paginate(NameContains=base)
+        .search(f"{field_prefix}Summaries[]")
     ]
-    return [job for job in jobs if is_job_of(base, job.name)]
+    return [job for job in jobs if job.status in ACTIVE_JOB_STATUSES and is_job_of(base, job.name)]
 
 
 def stop_job(sagemaker: Any, job: Job) -> None:
@@ -118,7 +115,8 @@ def stop_execution_and_jobs(sfn: Any, sagemaker: Any, execution: Mapping[str, An
         sfn.stop_execution(executionArn=execution["executionArn"], error=STOP_ERROR, cause=reason)
     jobs = active_jobs(sagemaker, job_base_name(str(execution["name"])))
     for job in jobs:
-        stop_job(sagemaker, job)
+        if job.status == "InProgress":  # one already stopping (Step Functions' own stop) is only waited for
+            stop_job(sagemaker, job)
     return jobs
 
 

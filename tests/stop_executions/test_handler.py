@@ -60,7 +60,7 @@ def start(sfn: Any, state_machine: str, name: str) -> str:
 
 
 def expect_listing(stubber: Stubber, base: str, training: dict[str, Any], tuning: dict[str, Any] | None = None) -> None:
-    query = {"NameContains": base, "StatusEquals": "InProgress"}
+    query = {"NameContains": base}
     stubber.add_response("list_hyper_parameter_tuning_jobs", tuning or stubs.tuning_summaries(), query)
     stubber.add_response("list_training_jobs", training, query)
 
@@ -132,6 +132,25 @@ def test_delete_stops_running_executions_and_exactly_their_jobs(
         e["executionArn"]: e["status"] for e in sfn.list_executions(stateMachineArn=state_machine)["executions"]
     }
     assert statuses == {older: "ABORTED", newer: "ABORTED", finished: "ABORTED"}
+
+
+def test_a_job_already_stopping_is_waited_for_but_not_stopped_again(
+    sfn: Any, state_machine: str, sagemaker: tuple[Any, Stubber]
+) -> None:
+    client, stubber = sagemaker
+    start(sfn, state_machine, "racing")
+    base = "legal-gptj-racing"
+    listed = stubs.training_summaries(base, status="Stopping")
+    listed["TrainingJobSummaries"] += stubs.training_summaries(f"{base}-r2", status="Failed")["TrainingJobSummaries"]
+    expect_listing(stubber, base, listed)
+    # No stop_training_job: the Stubber fails the test on any call it was not told to expect.
+    stubber.add_response("describe_training_job", stubs.training_job(base, "Stopped"), {"TrainingJobName": base})
+    clock = FakeClock()
+
+    left = handler.stop_all(sfn, client, state_machine, "stack deleted", deadline=600, clock=clock, sleep=clock.sleep)
+
+    assert left == []
+    stubber.assert_no_pending_responses()
 
 
 def test_delete_gives_up_waiting_at_the_deadline(sfn: Any, state_machine: str, sagemaker: tuple[Any, Stubber]) -> None:
