@@ -21,7 +21,7 @@ import aws_cdk as cdk
 from aws_cdk import assertions
 
 from config import load_settings
-from stacks.app_builder import build_pipeline
+from stacks.app_builder import STACK_PREFIX, build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
@@ -64,6 +64,10 @@ def synth(**overrides: object) -> Assembly:
     """The synthesized app for these settings; the first call per configuration synthesizes, later ones reuse it."""
     return _synth_frozen(tuple(sorted(overrides.items())))
 
+
+# The app's stacks, by name, for parametrizing tests without synthesizing at collection time
+# (tests/test_snapshots.py checks that a synth gives exactly these).
+STACKS = tuple(f"{STACK_PREFIX}{part}" for part in ("Dataset", "Serving", "Training"))
 
 # Configurations the suite checks as a whole (lint, nag, clean-up): the defaults and each switch.
 CONFIGURATIONS: dict[str, dict[str, object]] = {

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.synth import CONFIGURATIONS, synth
+from tests.synth import CONFIGURATIONS, STACKS, synth
 
 STATEFUL_TYPES = {"AWS::S3::Bucket", "AWS::KMS::Key"}
 # Creating any of these outside CloudFormation would leave something billing after `cdk destroy`.
@@ -27,19 +27,17 @@ BILLABLE_CREATE_ACTIONS = {
 }
 
 
-def each_template() -> list[tuple[str, str, dict[str, Any]]]:
-    return [
-        (name, stack, template)
-        for name, overrides in sorted(CONFIGURATIONS.items())
-        for stack, template in sorted(synth(**overrides).templates.items())
-    ]
+PAIRS = [(name, stack) for name in sorted(CONFIGURATIONS) for stack in sorted(STACKS)]
+IDS = [f"{name}-{stack}" for name, stack in PAIRS]
 
 
-TEMPLATES = each_template()
-IDS = [f"{name}-{stack}" for name, stack, _ in TEMPLATES]
+@pytest.fixture
+def template(name: str, stack: str) -> dict[str, Any]:
+    """The stack's template in that configuration (synthesized once per configuration, when a test first needs it)."""
+    return synth(**CONFIGURATIONS[name]).templates[stack]
 
 
-@pytest.mark.parametrize(("name", "stack", "template"), TEMPLATES, ids=IDS)
+@pytest.mark.parametrize(("name", "stack"), PAIRS, ids=IDS)
 def test_nothing_is_retained_unless_configured(name: str, stack: str, template: dict[str, Any]) -> None:
     retained = {
         logical_id: resource["Type"]
@@ -53,7 +51,7 @@ def test_nothing_is_retained_unless_configured(name: str, stack: str, template: 
         assert retained == {}
 
 
-@pytest.mark.parametrize(("name", "stack", "template"), TEMPLATES, ids=IDS)
+@pytest.mark.parametrize(("name", "stack"), PAIRS, ids=IDS)
 def test_every_log_group_has_retention_and_is_deleted(name: str, stack: str, template: dict[str, Any]) -> None:
     for logical_id, resource in template["Resources"].items():
         if resource["Type"] == "AWS::Logs::LogGroup":
@@ -61,7 +59,7 @@ def test_every_log_group_has_retention_and_is_deleted(name: str, stack: str, tem
             assert resource.get("DeletionPolicy") == "Delete", logical_id
 
 
-@pytest.mark.parametrize(("name", "stack", "template"), TEMPLATES, ids=IDS)
+@pytest.mark.parametrize(("name", "stack"), PAIRS, ids=IDS)
 def test_every_function_logs_to_a_group_of_the_stack(name: str, stack: str, template: dict[str, Any]) -> None:
     resources = template["Resources"]
     declared_names = [
@@ -78,7 +76,7 @@ def test_every_function_logs_to_a_group_of_the_stack(name: str, stack: str, temp
             assert implicit in declared_names, f"{logical_id} would log to a group CloudFormation does not own"
 
 
-@pytest.mark.parametrize(("name", "stack", "template"), TEMPLATES, ids=IDS)
+@pytest.mark.parametrize(("name", "stack"), PAIRS, ids=IDS)
 def test_buckets_empty_themselves_on_destroy(name: str, stack: str, template: dict[str, Any]) -> None:
     resources = template["Resources"]
     buckets = {k for k, r in resources.items() if r["Type"] == "AWS::S3::Bucket"}
@@ -88,7 +86,7 @@ def test_buckets_empty_themselves_on_destroy(name: str, stack: str, template: di
     assert emptied == (set() if CONFIGURATIONS[name].get("retain_data") else buckets)
 
 
-@pytest.mark.parametrize(("name", "stack", "template"), TEMPLATES, ids=IDS)
+@pytest.mark.parametrize(("name", "stack"), PAIRS, ids=IDS)
 def test_nothing_billable_is_created_outside_cloudformation(name: str, stack: str, template: dict[str, Any]) -> None:
     granted = set()
     for resource in template["Resources"].values():
