@@ -10,7 +10,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from transformers import HfArgumentParser
 
@@ -22,6 +22,11 @@ MODEL_REVISION = "47e169305d2e8376be1d31e765533382721b2cc1"
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def _sagemaker_path(variable: str, fallback: str, help_text: str) -> Any:
+    """A folder argument that defaults to the SageMaker variable, else to the container's standard folder."""
+    return field(default_factory=lambda: _env(variable, fallback), metadata={"help": f"{help_text} ({variable})."})
 
 
 def _require(ok: bool, argument: str, expected: str, got: object) -> None:
@@ -59,13 +64,9 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    train_dir: str = field(
-        default_factory=lambda: _env("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train"),
-        metadata={"help": "Folder of .txt files to train on (SM_CHANNEL_TRAIN)."},
-    )
-    validation_dir: str = field(
-        default_factory=lambda: _env("SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation"),
-        metadata={"help": "Folder of .txt files for eval loss and perplexity (SM_CHANNEL_VALIDATION)."},
+    train_dir: str = _sagemaker_path("SM_CHANNEL_TRAIN", "/opt/ml/input/data/train", "Folder of .txt files to train on")
+    validation_dir: str = _sagemaker_path(
+        "SM_CHANNEL_VALIDATION", "/opt/ml/input/data/validation", "Folder of .txt files for eval loss and perplexity"
     )
     block_size: int = field(
         default=1024,
@@ -145,14 +146,8 @@ class FinetuneArguments:
         default=200, metadata={"help": "Checkpoint every this many steps and after the last (0: never)."}
     )
     keep_checkpoints: int = field(default=2, metadata={"help": "Newest checkpoints to keep (1 or more)."})
-    model_dir: str = field(
-        default_factory=lambda: _env("SM_MODEL_DIR", "/opt/ml/model"),
-        metadata={"help": "Where the fine-tuned Hugging Face model goes (SM_MODEL_DIR)."},
-    )
-    output_data_dir: str = field(
-        default_factory=lambda: _env("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data"),
-        metadata={"help": "Where metrics.json goes (SM_OUTPUT_DATA_DIR)."},
-    )
+    model_dir: str = _sagemaker_path("SM_MODEL_DIR", "/opt/ml/model", "Where the fine-tuned Hugging Face model goes")
+    output_data_dir: str = _sagemaker_path("SM_OUTPUT_DATA_DIR", "/opt/ml/output/data", "Where metrics.json goes")
 
     def __post_init__(self) -> None:
         _require(self.method in ("full", "lora"), "method", "full or lora", self.method)
