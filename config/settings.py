@@ -50,6 +50,15 @@ def _setting(default: Any, allowed: str, meaning: str, check: Check | None = Non
     )
 
 
+def _integer(default: int, low: int, high: int, meaning: str, group: str, *, also: str = "") -> Any:
+    """An integer setting whose allowed text is made from its bounds, so the two cannot disagree."""
+    return _setting(default, f"an integer from {low} to {high}{also}", meaning, _between(low, high), group)
+
+
+def _flag(default: bool, meaning: str, group: str) -> Any:
+    return _setting(default, "true or false", meaning, group=group)
+
+
 def _between(low: float, high: float) -> Check:
     return lambda v: low <= v <= high
 
@@ -84,11 +93,10 @@ class Settings:
         _is_known_region,
         "general",
     )
-    retain_data: bool = _setting(
+    retain_data: bool = _flag(
         False,
-        "true or false",
         "Keep the dataset bucket (and its objects) on `cdk destroy` instead of emptying and deleting it.",
-        group="general",
+        "general",
     )
     notification_email: str = _setting(
         "",
@@ -98,11 +106,11 @@ class Settings:
         "general",
     )
     # Dataset
-    doc_count: int = _setting(
+    doc_count: int = _integer(
         UK_ABS_TRAIN_DOCUMENTS,
-        f"an integer from 1 to {UK_ABS_TRAIN_DOCUMENTS}",
+        1,
+        UK_ABS_TRAIN_DOCUMENTS,
         "UK-Abs training judgments concatenated into the training text (sorted by file name).",
-        _between(1, UK_ABS_TRAIN_DOCUMENTS),
         "dataset",
     )
     validation: str = _setting(
@@ -135,20 +143,10 @@ class Settings:
         _one_of(*TRAINING_INSTANCE_TYPES),
         "training",
     )
-    training_instance_count: int = _setting(
-        1,
-        "an integer from 1 to 16",
-        "Training instances (full fine-tuning shards across all of their GPUs).",
-        _between(1, 16),
-        "training",
+    training_instance_count: int = _integer(
+        1, 1, 16, "Training instances (full fine-tuning shards across all of their GPUs).", "training"
     )
-    training_volume_gb: int = _setting(
-        500,
-        "an integer from 50 to 16384",
-        "Training volume size per instance, in GB.",
-        _between(50, 16384),
-        "training",
-    )
+    training_volume_gb: int = _integer(500, 50, 16384, "Training volume size per instance, in GB.", "training")
     method: str = _setting(
         "full",
         " or ".join(METHODS),
@@ -156,13 +154,7 @@ class Settings:
         _one_of(*METHODS),
         "training",
     )
-    epochs: int = _setting(
-        3,
-        f"an integer from {EPOCHS_RANGE[0]} to {EPOCHS_RANGE[1]}",
-        "Training epochs.",
-        _between(*EPOCHS_RANGE),
-        "training",
-    )
+    epochs: int = _integer(3, *EPOCHS_RANGE, "Training epochs.", "training")
     learning_rate: float = _setting(
         2e-5,
         "a number greater than 0 and at most 0.01",
@@ -170,58 +162,27 @@ class Settings:
         lambda v: 0 < v <= 0.01,
         "training",
     )
-    block_size: int = _setting(
-        1024,
-        "an integer from 64 to 2048",
-        "Tokens per training sequence (GPT-J's context is 2048).",
-        _between(64, 2048),
-        "training",
+    block_size: int = _integer(1024, 64, 2048, "Tokens per training sequence (GPT-J's context is 2048).", "training")
+    per_device_train_batch_size: int = _integer(4, 1, 64, "Sequences per GPU per step.", "training")
+    gradient_accumulation_steps: int = _integer(1, 1, 1024, "Micro-batches accumulated per optimizer step.", "training")
+    use_spot: bool = _flag(False, "Managed spot training (checkpoints to S3, resumed after interruptions).", "training")
+    max_run_seconds: int = _integer(
+        36000, 600, 2_419_200, "Stopping condition: longest training run, in seconds.", "training"
     )
-    per_device_train_batch_size: int = _setting(
-        4, "an integer from 1 to 64", "Sequences per GPU per step.", _between(1, 64), "training"
-    )
-    gradient_accumulation_steps: int = _setting(
-        1,
-        "an integer from 1 to 1024",
-        "Micro-batches accumulated per optimizer step.",
-        _between(1, 1024),
-        "training",
-    )
-    use_spot: bool = _setting(
-        False,
-        "true or false",
-        "Managed spot training (checkpoints to S3, resumed after interruptions).",
-        group="training",
-    )
-    max_run_seconds: int = _setting(
-        36000,
-        "an integer from 600 to 2419200",
-        "Stopping condition: longest training run, in seconds.",
-        _between(600, 2_419_200),
-        "training",
-    )
-    max_wait_seconds: int = _setting(
+    max_wait_seconds: int = _integer(
         72000,
-        "an integer from 600 to 2419200, at least max_run_seconds",
+        600,
+        2_419_200,
         "With spot: longest wait for capacity plus run time, in seconds.",
-        _between(600, 2_419_200),
         "training",
+        also=", at least max_run_seconds",
     )
-    tuning_enabled: bool = _setting(
-        False,
-        "true or false",
-        "Run a hyperparameter tuning job over the learning rate instead of one training job.",
-        group="training",
+    tuning_enabled: bool = _flag(
+        False, "Run a hyperparameter tuning job over the learning rate instead of one training job.", "training"
     )
-    tuning_max_jobs: int = _setting(
-        2, "an integer from 1 to 100", "Tuning: training jobs in total.", _between(1, 100), "training"
-    )
-    tuning_parallel_jobs: int = _setting(
-        1,
-        "an integer from 1 to 10, at most tuning_max_jobs",
-        "Tuning: training jobs at once.",
-        _between(1, 10),
-        "training",
+    tuning_max_jobs: int = _integer(2, 1, 100, "Tuning: training jobs in total.", "training")
+    tuning_parallel_jobs: int = _integer(
+        1, 1, 10, "Tuning: training jobs at once.", "training", also=", at most tuning_max_jobs"
     )
     tuning_learning_rate_min: float = _setting(
         1e-5,
@@ -238,11 +199,8 @@ class Settings:
         "training",
     )
     # Serving
-    deploy_base_endpoint: bool = _setting(
-        False,
-        "true or false",
-        "Deploy the base GPT-J-6B endpoint (bills by the hour while it exists).",
-        group="serving",
+    deploy_base_endpoint: bool = _flag(
+        False, "Deploy the base GPT-J-6B endpoint (bills by the hour while it exists).", "serving"
     )
     fine_tuned_job: str = _setting(
         "",
@@ -258,47 +216,23 @@ class Settings:
         _one_of(*HOSTING_INSTANCE_TYPES),
         "serving",
     )
-    endpoint_min_capacity: int = _setting(
-        1,
-        "an integer from 1 to 10, at most endpoint_max_capacity",
-        "Autoscaling: fewest instances.",
-        _between(1, 10),
-        "serving",
+    endpoint_min_capacity: int = _integer(
+        1, 1, 10, "Autoscaling: fewest instances.", "serving", also=", at most endpoint_max_capacity"
     )
-    endpoint_max_capacity: int = _setting(
-        2,
-        "an integer from 1 to 10, at least endpoint_min_capacity",
-        "Autoscaling: most instances.",
-        _between(1, 10),
-        "serving",
+    endpoint_max_capacity: int = _integer(
+        2, 1, 10, "Autoscaling: most instances.", "serving", also=", at least endpoint_min_capacity"
     )
-    endpoint_target_invocations: int = _setting(
-        10,
-        "an integer from 1 to 10000",
-        "Autoscaling target: invocations per instance per minute.",
-        _between(1, 10_000),
-        "serving",
+    endpoint_target_invocations: int = _integer(
+        10, 1, 10_000, "Autoscaling target: invocations per instance per minute.", "serving"
     )
-    endpoint_scale_in_cooldown_seconds: int = _setting(
-        900,
-        "an integer from 0 to 3600",
-        "Autoscaling: wait after a scale-in, in seconds.",
-        _between(0, 3600),
-        "serving",
+    endpoint_scale_in_cooldown_seconds: int = _integer(
+        900, 0, 3600, "Autoscaling: wait after a scale-in, in seconds.", "serving"
     )
-    endpoint_scale_out_cooldown_seconds: int = _setting(
-        300,
-        "an integer from 0 to 3600",
-        "Autoscaling: wait after a scale-out, in seconds.",
-        _between(0, 3600),
-        "serving",
+    endpoint_scale_out_cooldown_seconds: int = _integer(
+        300, 0, 3600, "Autoscaling: wait after a scale-out, in seconds.", "serving"
     )
-    idle_alarm_hours: int = _setting(
-        6,
-        "an integer from 1 to 24",
-        "Alarm when an endpoint has had no invocations for this many hours.",
-        _between(1, 24),
-        "serving",
+    idle_alarm_hours: int = _integer(
+        6, 1, 24, "Alarm when an endpoint has had no invocations for this many hours.", "serving"
     )
 
     def __post_init__(self) -> None:
