@@ -8,7 +8,7 @@ from constructs import Construct
 
 from config import TRAINING_INSTANCE_TYPES, Settings
 from lambdas.stop_executions.handler import JOB_NAME_PREFIX
-from stacks.constructs.dataset_bucket import MODELS_PREFIX, DatasetBucket
+from stacks.constructs.dataset_bucket import DatasetBucket, model_key_prefix
 from stacks.constructs.notification_topic import NotificationTopic
 from stacks.constructs.training_job_role import TrainingJobRole
 from stacks.constructs.training_pipeline import TrainingPipeline
@@ -60,12 +60,11 @@ class TrainingStack(cdk.Stack):
         self.stop_on_delete = StopRunningTrainingOnDelete(
             self, "StopOnDelete", state_machine=self.pipeline.state_machine
         )
-        models = f"s3://{store.bucket.bucket_name}/{MODELS_PREFIX}"
         cdk.CfnOutput(self, "StateMachineArn", value=self.pipeline.state_machine.state_machine_arn)
         cdk.CfnOutput(
             self,
             "ModelArtifacts",
-            value=f"{models}<training-job-name>/output/model/",
+            value=f"s3://{store.bucket.bucket_name}/{model_key_prefix('<training-job-name>')}",
             description="Where each run's model lands (uncompressed); the execution output names the exact one.",
         )
         cdk.CfnOutput(self, "JobKind", value="tuning" if settings.tuning_enabled else "training")

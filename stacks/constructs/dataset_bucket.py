@@ -16,6 +16,15 @@ CHECKPOINT_PREFIX = "checkpoints/"
 MODELS_PREFIX = "models/"
 
 
+# What SageMaker appends after the job name under a job's S3OutputPath (the models/ prefix).
+MODEL_KEY_SUFFIX = "/output/model/"
+
+
+def model_key_prefix(training_job: str) -> str:
+    """Where a training job's model lies in the bucket."""
+    return f"{MODELS_PREFIX}{training_job}{MODEL_KEY_SUFFIX}"
+
+
 class DatasetBucket(Construct):
     """The bucket for datasets, checkpoints and model artifacts, with its key and its access-log bucket.
 

@@ -16,7 +16,7 @@ from constructs import Construct
 from config import Settings
 from config.instance_types import InstanceFacts
 from stacks.constructs.bucket_access import grant_prefix
-from stacks.constructs.dataset_bucket import MODELS_PREFIX, DatasetBucket
+from stacks.constructs.dataset_bucket import DatasetBucket, model_key_prefix
 from stacks.constructs.endpoint_alarms import EndpointAlarms
 from stacks.constructs.endpoint_role import ENDPOINT_LOG_GROUP_PREFIX, EndpointRole
 from stacks.constructs.endpoint_scaling import EndpointAutoscaling
@@ -53,7 +53,7 @@ class TrainedWeights:
 
     @property
     def prefix(self) -> str:
-        return f"{MODELS_PREFIX}{self.training_job}/output/model/"
+        return model_key_prefix(self.training_job)
 
     @property
     def s3_uri(self) -> str:

@@ -30,7 +30,7 @@ from lambdas.stop_executions.handler import (
     JOB_NAME_PREFIX,
     RETRY_SUFFIX,
 )
-from stacks.constructs.dataset_bucket import CHECKPOINT_PREFIX, MODELS_PREFIX
+from stacks.constructs.dataset_bucket import CHECKPOINT_PREFIX, MODEL_KEY_SUFFIX, MODELS_PREFIX
 
 TRAINING_ROOT = Path(__file__).resolve().parents[2] / "training"
 ENTRY_POINT = "train.py"
@@ -280,7 +280,7 @@ def _result(spec: PipelineSpec, training_job: str, tuning_job: str) -> dict[str,
     return {
         "training_job_name": _expr(training_job),
         "tuning_job_name": _expr(tuning_job),
-        "model_s3_uri": _expr(f"{_js(spec.models_s3_uri)} & {training_job} & '/output/model/'"),
+        "model_s3_uri": _expr(f"{_js(spec.models_s3_uri)} & {training_job} & {_js(MODEL_KEY_SUFFIX)}"),
         "dataset_id": _expr("$dataset.dataset_id"),
         "manifest_uri": _expr("$dataset.manifest_uri"),
         "attempts": _expr("$attempt"),
