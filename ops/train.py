@@ -39,10 +39,10 @@ from lambdas.stop_executions.handler import (
 from ops.aws import stack_outputs
 from ops.context import project_settings
 from ops.cost import estimate_lines
+from stacks.constructs.training_job_role import TRAINING_LOG_GROUP
 
 STACK_NAME = "LegalGptjTraining"  # stacks.app_builder: STACK_PREFIX + "Training"
 POLL_SECONDS = 30.0
-TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"  # stacks/constructs/training_job_role.py
 # Metrics worth a glance while a job runs (SageMaker parses them from the log with training/metrics.py's regexes).
 FOLLOWED_METRICS = ("train:loss", "eval:loss")
 
