@@ -32,7 +32,7 @@ import transformers
 from arguments import FinetuneArguments, ModelArguments, parse_args
 from data import BatchPlan, eval_batches, tokenize_and_pack
 from metrics import format_metrics
-from speedups import checkpoint_activations, compile_blocks, forward_context
+from speedups import checkpoint_activations, compile_blocks, forward_context, gptj_blocks
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
     get_model_state_dict,
@@ -53,7 +53,6 @@ from transformers import (
     PreTrainedTokenizerBase,
     get_scheduler,
 )
-from transformers.models.gptj.modeling_gptj import GPTJBlock
 from transformers.utils import logging as transformers_logging
 
 LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "out_proj", "fc_in", "fc_out"]
@@ -221,7 +220,7 @@ def prepare_model(
         # Sharding each block keeps one block's full weights in memory at a time; fully_shard moves the shards to
         # the GPU, so the fp32 model loaded on the CPU never lands whole on one GPU.
         policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
-        for block in [module for module in model.modules() if isinstance(module, GPTJBlock)]:
+        for block in gptj_blocks(model):
             fully_shard(block, mp_policy=policy)
         fully_shard(model, mp_policy=policy)
     return cast(torch.nn.Module, model).to(env.device)

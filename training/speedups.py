@@ -28,9 +28,14 @@ def checkpoint_activations(model: PreTrainedModel, every_n_blocks: int) -> None:
         model.activation_checkpointing_enable({"use_reentrant": False}, every_n_layers=every_n_blocks)
 
 
+def gptj_blocks(model: torch.nn.Module) -> list[GPTJBlock]:
+    """The transformer blocks: the unit of compilation, checkpointing and FSDP sharding."""
+    return [module for module in model.modules() if isinstance(module, GPTJBlock)]
+
+
 def compile_blocks(model: torch.nn.Module) -> int:
     """torch.compile every GPTJBlock in place (after LoRA is added, before FSDP shards); returns how many."""
-    blocks = [module for module in model.modules() if isinstance(module, GPTJBlock)]
+    blocks = gptj_blocks(model)
     for block in blocks:
         block.compile()
     return len(blocks)
