@@ -87,7 +87,6 @@ class Manifest:
     validation: str
     train: OutputInfo
     validation_output: OutputInfo
-    format_version: int = FORMAT_VERSION
 
     @property
     def key(self) -> str:
@@ -96,7 +95,7 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": MANIFEST_FORMAT,
-            "format_version": self.format_version,
+            "format_version": FORMAT_VERSION,
             "dataset_id": self.dataset_id,
             "prefix": self.prefix,
             "source": {
@@ -143,5 +142,4 @@ class Manifest:
             validation=_require(config, "validation", str),
             train=OutputInfo.from_dict(_require(outputs, "train", dict)),
             validation_output=OutputInfo.from_dict(_require(outputs, "validation", dict)),
-            format_version=version,
         )
