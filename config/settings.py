@@ -254,6 +254,12 @@ class Settings:
     def endpoints_requested(self) -> bool:
         return self.deploy_base_endpoint or bool(self.fine_tuned_job)
 
+    @property
+    def training_volume_key(self) -> bool:
+        """Whether training volumes get the bucket's KMS key: only on EBS-only types, since SageMaker rejects a volume
+        key on types with local NVMe instance storage (p3dn, g5, p4d, p5, ...), which the hardware encrypts."""
+        return not TRAINING_INSTANCE_TYPES[self.training_instance_type].local_nvme
+
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 

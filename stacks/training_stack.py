@@ -6,7 +6,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from config import TRAINING_INSTANCE_TYPES, Settings
+from config import Settings
 from lambdas.stop_executions.handler import JOB_NAME_PREFIX
 from stacks.constructs.dataset_bucket import DatasetBucket, model_key_prefix
 from stacks.constructs.notification_topic import NotificationTopic
@@ -43,7 +43,7 @@ class TrainingStack(cdk.Stack):
             store=store,
             source=source,
             image=image,
-            volume_key=not TRAINING_INSTANCE_TYPES[settings.training_instance_type].local_nvme,
+            volume_key=settings.training_volume_key,
         )
         self.notifications = NotificationTopic(self, "Notifications", email=settings.notification_email)
         self.pipeline = TrainingPipeline(

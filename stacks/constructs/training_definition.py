@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from config import TRAINING_INSTANCE_TYPES, Settings
+from config import Settings
 from config.settings import EPOCHS_RANGE, METHODS, UK_ABS_TRAIN_DOCUMENTS
 from lambdas.stop_executions.handler import (
     DISALLOWED_CHARACTERS,
@@ -186,9 +186,7 @@ def _job_definition(spec: PipelineSpec) -> dict[str, Any]:
         "InstanceCount": s.training_instance_count,
         "VolumeSizeInGB": s.training_volume_gb,
     }
-    if not TRAINING_INSTANCE_TYPES[s.training_instance_type].local_nvme:
-        # Only EBS-only types: SageMaker rejects a volume key on instance types with local NVMe instance storage
-        # (p3dn, g5, p4d, p5, ...), whose storage is encrypted by the hardware (DESIGN.md §4).
+    if s.training_volume_key:  # DESIGN.md §4
         resources["VolumeKmsKeyId"] = spec.key_arn
     stopping: dict[str, Any] = {"MaxRuntimeInSeconds": s.max_run_seconds}
     job: dict[str, Any] = {
