@@ -84,7 +84,7 @@ class BenchRun:
         16-bit base and the fp32 adapters with theirs on every GPU (lora)."""
         if self.method == "full":
             return 16 * self.parameters / gpus / GIB
-        return (2 * self.frozen + 16 * self.trainable_parameters) / GIB
+        return self.bench_state_gib()  # the benchmark holds LoRA's training state as train.py does, unsharded
 
 
 @dataclass(frozen=True)
