@@ -21,7 +21,7 @@ STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
 NODE_STAMP := $(STAMPS)/node
 
-.PHONY: help setup synth test lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke clean
+.PHONY: help setup synth test test-e2e lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,8 +52,12 @@ lint: setup ## ruff lint and format check
 typecheck: setup ## mypy (strict for stacks/, lambdas/, config/)
 	$(BIN)/mypy app.py config stacks lambdas tools ops
 
-unit: setup ## pytest
-	$(BIN)/python -m pytest
+unit: setup ## pytest (all but the slow end-to-end runs)
+	$(BIN)/python -m pytest -m "not e2e"
+
+test-e2e: setup ## The slow end-to-end runs (pytest -m e2e); .ci/run calls it after make test
+	@# pytest exits 5 when the marker selects nothing: no slow run exists yet is not a failure.
+	$(BIN)/python -m pytest -m e2e || test $$? -eq 5
 
 bootstrap: setup ## cdk bootstrap the configured account/region (once per account and region)
 	$(CDK) bootstrap $(CONTEXT) $(ARGS)
