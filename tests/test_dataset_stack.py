@@ -14,6 +14,8 @@ STACK = "LegalGptjDataset"
 BUCKET_ID = "StoreBucket4FBDE984"
 KEY_ID = "StoreKey7A3C02BD"
 ACCESS_LOGS_ID = "StoreAccessLogs087BBF22"
+# Not stateful (logs and notices only, deleted with the stack), but named here so that a third key is noticed.
+TELEMETRY_KEY_ID = "TelemetryKey5C3BC4DC"
 
 
 def resources(app: Assembly, resource_type: str) -> dict[str, dict[str, Any]]:
@@ -22,7 +24,7 @@ def resources(app: Assembly, resource_type: str) -> dict[str, dict[str, Any]]:
 
 def test_stateful_logical_ids_are_stable(default_app: Assembly) -> None:
     assert set(resources(default_app, "AWS::S3::Bucket")) == {BUCKET_ID, ACCESS_LOGS_ID}
-    assert set(resources(default_app, "AWS::KMS::Key")) == {KEY_ID}
+    assert set(resources(default_app, "AWS::KMS::Key")) == {KEY_ID, TELEMETRY_KEY_ID}
 
 
 @pytest.mark.parametrize("bucket_id", [BUCKET_ID, ACCESS_LOGS_ID])
@@ -87,9 +89,12 @@ def test_destroy_deletes_and_empties_by_default(default_app: Assembly) -> None:
 
 def test_retain_data_keeps_buckets_and_key() -> None:
     app = synth(retain_data=True)
-    stateful = {**resources(app, "AWS::S3::Bucket"), **resources(app, "AWS::KMS::Key")}
+    keys = resources(app, "AWS::KMS::Key")
+    stateful = {**resources(app, "AWS::S3::Bucket"), KEY_ID: keys[KEY_ID]}
     assert {r["DeletionPolicy"] for r in stateful.values()} == {"Retain"}
     assert {r["UpdateReplacePolicy"] for r in stateful.values()} == {"Retain"}
+    # The logs-and-topic key encrypts nothing that is kept: it goes with the stack, its log groups and topic.
+    assert keys[TELEMETRY_KEY_ID]["DeletionPolicy"] == "Delete"
     assert resources(app, "Custom::S3AutoDeleteObjects") == {}
 
 
