@@ -20,8 +20,11 @@ BENCH ?= bench-out/bench.json
 STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
 NODE_STAMP := $(STAMPS)/node
+# The IaC scanner (checkov) lives in a virtualenv of its own, so that its dependencies move none of the dev pins.
+SCAN_VENV := .venv-scan
+SCAN_STAMP := $(STAMPS)/scan
 
-.PHONY: help setup synth test test-e2e lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke clean
+.PHONY: help setup scan-setup scan synth test test-e2e lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -39,6 +42,17 @@ $(NODE_STAMP): package.json package-lock.json $(PY_STAMP)
 
 setup: $(PY_STAMP) $(NODE_STAMP) ## Create the virtualenv (Python + Node.js 24) and install the pinned dependencies
 
+$(SCAN_STAMP): requirements-scan.txt constraints-scan.txt
+	@mkdir -p $(STAMPS)
+	test -x $(SCAN_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(SCAN_VENV)
+	$(SCAN_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-scan.txt -c constraints-scan.txt
+	@touch $@
+
+scan-setup: $(SCAN_STAMP) ## Install the pinned IaC scanner (checkov) into .venv-scan
+
+scan: setup scan-setup ## Run the IaC scanner over every tested configuration's templates (pytest tests/test_scanner.py)
+	$(BIN)/python -m pytest -m e2e tests/test_scanner.py
+
 synth: setup ## Synthesize every stack into cdk.out/, run cdk-nag and cfn-lint, print a summary
 	$(CDK) synth --quiet $(CONTEXT) $(ARGS)
 	$(BIN)/python -m tools.synth_summary cdk.out
@@ -55,7 +69,7 @@ typecheck: setup ## mypy (strict for stacks/, lambdas/, config/)
 unit: setup ## pytest (all but the slow end-to-end runs)
 	$(BIN)/python -m pytest -m "not e2e"
 
-test-e2e: setup ## The slow end-to-end runs (pytest -m e2e); .ci/run calls it after make test
+test-e2e: setup scan-setup ## The slow end-to-end runs (pytest -m e2e), the IaC scanner's among them; .ci/run calls it
 	@# pytest exits 5 when the marker selects nothing: no slow run exists yet is not a failure.
 	$(BIN)/python -m pytest -m e2e || test $$? -eq 5
 

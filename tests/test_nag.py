@@ -62,3 +62,39 @@ def test_a_new_finding_fails_synth(tmp_path: object) -> None:
     report = json.loads((tmp_path / "validation-report.json").read_text())  # type: ignore[operator]
     rules = {v["ruleName"] for plugin in report["pluginReports"] for v in plugin["violations"]}
     assert "AwsSolutions-SNS3" in rules
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGURATIONS))
+def test_every_scanner_acknowledgement_names_one_check_and_a_specific_reason(name: str) -> None:
+    app = synth(**CONFIGURATIONS[name])
+    skips = [
+        (logical_id, skip)
+        for template in app.templates.values()
+        for logical_id, resource in template["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for logical_id, skip in skips:
+        assert set(skip) == {"id", "comment"}, (logical_id, skip)
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (logical_id, skip)
+        assert len(skip["comment"]) >= 40 and not GENERIC_REASONS.match(skip["comment"]), (logical_id, skip)
+    assert len(skips) == len({(logical_id, skip["id"]) for logical_id, skip in skips}), "one entry per check"
+
+
+def test_lambda_scanner_acknowledgements_apply_only_where_the_finding_does() -> None:
+    app = synth()
+    functions = {
+        logical_id: resource
+        for template in app.templates.values()
+        for logical_id, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Lambda::Function"
+    }
+    assert functions
+    for logical_id, function in functions.items():
+        acknowledged = {skip["id"] for skip in function["Metadata"]["checkov"]["skip"]}
+        expected = {"CKV_AWS_116", "CKV_AWS_117"}
+        if "ReservedConcurrentExecutions" not in function["Properties"]:
+            expected.add("CKV_AWS_115")
+        if function["Properties"].get("Environment", {}).get("Variables"):
+            expected.add("CKV_AWS_173")
+        assert acknowledged == expected, logical_id

@@ -5,7 +5,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from stacks.nag import acknowledge
+from stacks.nag import acknowledge, acknowledge_scanner
 
 ACCESS_LOG_DAYS = 90
 NONCURRENT_VERSION_DAYS = 30
@@ -63,6 +63,22 @@ class DatasetBucket(Construct):
             self.access_logs,
             "AwsSolutions-S1",
             "This is the server access log bucket; logging it into itself would loop.",
+        )
+        access_logs_bucket = self.access_logs.node.default_child
+        assert isinstance(access_logs_bucket, cdk.CfnResource)
+        acknowledge_scanner(
+            access_logs_bucket,
+            "CKV_AWS_18",
+            "This is the server access log bucket: logging it into itself would log every delivery of its own logs, "
+            "and a second log bucket would only move the same finding there. Access to it is limited to the S3 "
+            "logging service and the account (bucket policy), and CloudTrail records its management events.",
+        )
+        acknowledge_scanner(
+            access_logs_bucket,
+            "CKV_AWS_21",
+            "Server access log objects are written once by the S3 logging service and never overwritten, and expire "
+            f"after {ACCESS_LOG_DAYS} days: versioning would only keep noncurrent copies of expired logs, and make "
+            "emptying the bucket on destroy slower.",
         )
         self.bucket = s3.Bucket(
             self,
