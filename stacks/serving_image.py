@@ -1,30 +1,42 @@
-"""The serving container, pinned and resolved offline for a region (DESIGN.md D4, D6).
+"""The serving container and the host image it needs, pinned and resolved offline for a region (DESIGN.md D4, D6).
 
-Choice: the AWS Large Model Inference (LMI) container, DJL Serving 0.36.0 with vLLM 0.12.0 (LMI v18),
-`djl-inference:0.36.0-lmi18.0.0-cu128`. Why (docs/decisions.md has the sources):
+Choice: the AWS Large Model Inference (LMI) container LMI v28, DJL Serving 0.36.0 with vLLM 0.26.0,
+`djl-inference:0.36.0-lmi28.0.0-cu130`, on SageMaker's `al2023-ami-sagemaker-inference-gpu-4-1` hosts (NVIDIA
+driver 580, CUDA 13.0). Why (docs/decisions.md S1 and S9 have the sources):
 
-* It is the newest LMI GPU image listed in both official lists read for this choice:
-  aws/deep-learning-containers `available_images.md` ("DJLServing 0.36.0 + vLLM 0.12.0 | GPU | py312") and
-  deepjavalibrary/djl-serving `serving/docs/lmi/release_notes.md` ("LMI V18 ... vLLM has been upgraded to 0.12.0").
-  Later tags (lmi19/lmi20 `-cu128`, lmi21+ `-cu129`) appear only in third-party code; the cu129 ones are reported
-  to need a newer driver than g5 hosts have. Move the pin only to a tag one of the official lists shows.
-* vLLM lists `GPTJForCausalLM` (GPT-J) among its natively implemented architectures in every release read,
-  the current documentation included, so both the hub model and our safetensors checkpoint load without custom code.
-* The Hugging Face TGI container, the other maintained-looking candidate, is not: TGI went into maintenance mode
-  on 2025-12-11 and its repository was archived read-only on 2026-03-21.
-* The SageMaker Python SDK's `image_uri_config/djl-lmi.json` stops at 0.30.0 (`-lmi12.0.0-cu124`, LMI-Dist,
-  before the vLLM async handler), so it is not used as the source of the tag; only the account comes from the
-  CDK's offline region facts, never from a network call at synth time.
+* It is the newest LMI release in AWS's list of images: aws/deep-learning-containers
+  `docs/src/data/djl-inference/0.36-lmi28.0.0-gpu.yml` ("cuda: cu130", "engine: LMI 28.0.0, vLLM 0.26.0",
+  tag "0.36.0-lmi28.0.0-cu130"; available_images.md is generated from these files).
+* CUDA 13.0 needs a newer driver than g4dn and g5 hosts get by default (470, CUDA 11.4, in SageMaker's "GPU driver
+  upgrades" table). The AMI version above brings driver 580 with CUDA 13.0 (botocore's SageMaker model, the
+  `InferenceAmiVersion` documentation), so the image runs without CUDA forward compatibility; AutoGluon-Cloud picks
+  the same AMI for cu13 images on ml.g4dn, ml.g5, ml.g6, ml.g6e, ml.p4d and ml.p5. CUDA 13 still builds for
+  Turing (sm_75): it dropped Maxwell, Pascal and Volta only.
+* vLLM 0.26.0 implements `GPTJForCausalLM` (its wheel's model registry maps it to `gpt_j.py`), so both the hub model
+  and our safetensors checkpoint load without custom code.
+* On Turing it no longer picks FlashInfer (see `attention_backend` in serving_container.py).
+
+Only the account comes from a table, the CDK's offline region facts; never a network call at synth time.
 """
 
 from __future__ import annotations
 
+from config.instance_types import InstanceFacts
 from stacks.images import ContainerImage, dlc_image
 
 LMI_REPOSITORY = "djl-inference"
-LMI_TAG = "0.36.0-lmi18.0.0-cu128"
+LMI_TAG = "0.36.0-lmi28.0.0-cu130"
+# The CUDA the image is built for, and the host image whose driver runs it natively (no forward compatibility).
+LMI_CUDA = (13, 0)
+INFERENCE_AMI_VERSION = "al2023-ami-sagemaker-inference-gpu-4-1"
+INFERENCE_AMI_CUDA = (13, 0)
 
 
 def lmi_image(region: str) -> ContainerImage:
     """The pinned LMI image for `region`, from the CDK's region facts (no lookup, no network)."""
     return dlc_image(region, LMI_REPOSITORY, LMI_TAG)
+
+
+def inference_ami_version(instance: InstanceFacts) -> str | None:
+    """The host image for the endpoint's instances: the one whose driver runs the LMI image's CUDA, on GPU types."""
+    return INFERENCE_AMI_VERSION if instance.gpus > 0 else None

@@ -19,12 +19,20 @@ from stacks.constructs.endpoint import GptjEndpoint, HubWeights
 from stacks.constructs.notification_topic import NotificationTopic
 from stacks.constructs.serving_container import (
     FULL_SEQUENCE_GIB,
+    MODEL_LOADING_SECONDS,
     WEIGHTS_GIB,
     container_settings,
     holds_gptj,
     suitable_instance_types,
 )
-from stacks.serving_image import LMI_TAG, lmi_image
+from stacks.serving_image import (
+    INFERENCE_AMI_CUDA,
+    INFERENCE_AMI_VERSION,
+    LMI_CUDA,
+    LMI_TAG,
+    inference_ami_version,
+    lmi_image,
+)
 from stacks.serving_stack import BASE_MODEL_ID, BASE_MODEL_REVISION, BASE_OUTPUT, FINE_TUNED_OUTPUT
 from tests.synth import CONFIGURATIONS, Assembly, context_with, normalized, synth
 
@@ -39,6 +47,7 @@ BILLABLE_TYPES = (
     "AWS::CloudWatch::Alarm",
     "AWS::CloudWatch::Dashboard",
     "AWS::IAM::Role",
+    "AWS::KMS::Key",  # $1 a month each
 )
 FINE_TUNED = CONFIGURATIONS["fine_tuned_endpoint_eu_west_1"]
 JOB = str(FINE_TUNED["fine_tuned_job"])
@@ -84,6 +93,8 @@ def test_no_switch_no_endpoint_nothing_that_bills(name: str) -> None:
         assert resources(app, resource_type) == {}, resource_type
     assert set(resources(app, "AWS::SNS::Topic")) == {"AlarmsTopic3A2DFEBA"}
     assert set(outputs(app)) == {"AlarmTopicArn"}
+    # Encrypted all the same, with SNS's AWS-managed key: no alarm publishes, so no key of our own is needed.
+    assert props(app, "AWS::SNS::Topic")["KmsMasterKeyId"] == "alias/aws/sns"
 
 
 @pytest.mark.parametrize(
@@ -126,6 +137,8 @@ def test_base_model_downloads_the_pinned_hub_revision_without_network_isolation(
     assert "ModelDataSource" not in container and "ModelDataUrl" not in container
     # The container fetches the weights from the Hub itself: isolating it would make the download impossible.
     assert model["EnableNetworkIsolation"] is False
+    (skip,) = only(app_for("base_endpoint"), "AWS::SageMaker::Model")[1]["Metadata"]["checkov"]["skip"]
+    assert skip["id"] == "CKV_AWS_370" and "Hugging Face Hub" in skip["comment"]
 
 
 def test_fine_tuned_model_is_the_jobs_uncompressed_prefix_with_network_isolation() -> None:
@@ -139,6 +152,7 @@ def test_fine_tuned_model_is_the_jobs_uncompressed_prefix_with_network_isolation
     assert "StoreBucket4FBDE984" in bucket["Fn::GetStackOutput"]["OutputName"]
     assert suffix == f"/models/{JOB}/output/model/"
     assert model["EnableNetworkIsolation"] is True
+    assert "checkov" not in only(app, "AWS::SageMaker::Model")[1].get("Metadata", {}), "isolated: nothing to skip"
     assert container["Environment"]["HF_MODEL_ID"] == "/opt/ml/model"
     assert container["Environment"]["HF_HUB_OFFLINE"] == "1"
     assert "OPTION_REVISION" not in container["Environment"]
@@ -162,6 +176,37 @@ def test_container_settings_follow_the_instance_type(name: str, tensor_parallel:
         assert env["OPTION_ENTRYPOINT"] == "djl_python.lmi_vllm.vllm_async_service"
 
 
+@pytest.mark.parametrize(("name", "backend"), [("base_endpoint", None), ("both_endpoints_g4dn", "TRITON_ATTN")])
+def test_turing_endpoints_name_an_attention_backend_that_fits_head_size_256(name: str, backend: str | None) -> None:
+    """On a T4 (g4dn) FlashInfer's head-size-256 prefill does not fit before FlashInfer 0.6.16: Triton, by name.
+    Elsewhere vLLM chooses (FlashAttention on Ampere and newer)."""
+    models = resources(app_for(name), "AWS::SageMaker::Model").values()
+    assert models
+    for model in models:
+        env = model["Properties"]["PrimaryContainer"]["Environment"]
+        assert env.get("OPTION_ATTENTION_BACKEND") == backend
+        assert "VLLM_ATTENTION_BACKEND" not in env, "vLLM 0.26 no longer reads it: it would be silently ignored"
+
+
+@pytest.mark.parametrize("instance_type", sorted(suitable_instance_types()))
+def test_every_turing_type_and_only_those_gets_the_triton_backend(instance_type: str) -> None:
+    turing = HOSTING_INSTANCE_TYPES[instance_type].gpu_arch == "turing"
+    assert container_settings(instance_type).attention_backend == ("TRITON_ATTN" if turing else None)
+
+
+@pytest.mark.parametrize(
+    ("name", "labels"), [("base_endpoint", ["Base"]), ("both_endpoints_g4dn", ["Base", "FineTuned"])]
+)
+def test_the_model_loads_for_as_long_as_the_health_check_waits(name: str, labels: list[str]) -> None:
+    """LMI's image gives up loading after 1200 s unless told otherwise; the docs promise 30 minutes."""
+    app = app_for(name)
+    for label in labels:
+        env = props(app, "AWS::SageMaker::Model", label)["PrimaryContainer"]["Environment"]
+        (variant,) = props(app, "AWS::SageMaker::EndpointConfig", label)["ProductionVariants"]
+        assert env["OPTION_MODEL_LOADING_TIMEOUT"] == str(MODEL_LOADING_SECONDS) == "1800"
+        assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == MODEL_LOADING_SECONDS
+
+
 @pytest.mark.parametrize(
     ("name", "region"), [("both_endpoints_g4dn", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
 )
@@ -176,9 +221,38 @@ def test_image_resolution_is_offline_and_partition_aware() -> None:
     china = lmi_image("cn-north-1")
     assert china.uri == f"727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/{IMAGE}"
     assert china.repository_arn.startswith("arn:aws-cn:ecr:cn-north-1:727897471807:")
-    assert re.fullmatch(r"\d+\.\d+\.\d+-lmi\d+\.\d+\.\d+-cu12\d", LMI_TAG)
+    assert re.fullmatch(r"\d+\.\d+\.\d+-lmi\d+\.\d+\.\d+-cu\d{3}", LMI_TAG)
     with pytest.raises(ValueError, match="no deep learning container account"):
         lmi_image("xx-nowhere-1")
+
+
+def test_the_pin_is_lmi_v28_for_cuda_13_0() -> None:
+    # aws/deep-learning-containers docs/src/data/djl-inference/0.36-lmi28.0.0-gpu.yml: "cuda: cu130",
+    # "engine: LMI 28.0.0, vLLM 0.26.0", tags "0.36.0-lmi28.0.0-cu130".
+    assert LMI_TAG == "0.36.0-lmi28.0.0-cu130"
+    assert LMI_TAG.endswith(f"-cu{LMI_CUDA[0]}{LMI_CUDA[1]}")
+
+
+@pytest.mark.parametrize("instance_type", sorted(HOSTING_INSTANCE_TYPES))
+def test_every_hosting_type_gets_a_host_image_whose_driver_runs_the_images_cuda(instance_type: str) -> None:
+    # SageMaker's default for g4dn and g5 is driver 470 (CUDA 11.4); al2023-ami-sagemaker-inference-gpu-4-1 has 580
+    # (CUDA 13.0) per botocore's InferenceAmiVersion documentation. A driver runs every CUDA up to its own.
+    assert inference_ami_version(HOSTING_INSTANCE_TYPES[instance_type]) == INFERENCE_AMI_VERSION
+    assert INFERENCE_AMI_CUDA >= LMI_CUDA
+
+
+def test_the_host_image_is_one_cloudformation_and_the_sagemaker_api_accept() -> None:
+    import botocore.loaders
+    import cfnlint.schema
+
+    api = botocore.loaders.Loader().load_service_model("sagemaker", "service-2")
+    assert INFERENCE_AMI_VERSION in api["shapes"]["ProductionVariantInferenceAmiVersion"]["enum"]
+    documentation = api["shapes"]["ProductionVariant"]["members"]["InferenceAmiVersion"]["documentation"]
+    entry = documentation.split(f"<dt>{INFERENCE_AMI_VERSION}</dt>")[1].split("</dd>")[0]
+    assert "NVIDIA driver version: 580" in entry and "CUDA version: 13.0" in entry
+    schema = cfnlint.schema.PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::SageMaker::EndpointConfig")
+    variant = schema.schema["definitions"]["ProductionVariant"]["properties"]["InferenceAmiVersion"]
+    assert INFERENCE_AMI_VERSION in variant["enum"]
 
 
 # --- endpoint configuration -----------------------------------------------------------------------------------
@@ -204,6 +278,7 @@ def test_endpoint_configs_size_the_variant_and_omit_the_volume_key_on_nvme_types
         assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 1800
         assert variant["ModelDataDownloadTimeoutInSeconds"] == 1800
         assert variant["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
+        assert variant["InferenceAmiVersion"] == "al2023-ami-sagemaker-inference-gpu-4-1"
         assert HOSTING_INSTANCE_TYPES[instance_type].local_nvme
         assert "KmsKeyId" not in properties, "SageMaker rejects a volume key on instance types with local NVMe"
 
@@ -328,7 +403,7 @@ def alarms_of(app: Assembly, label: str) -> dict[str, dict[str, Any]]:
         for k, v in resources(app, "AWS::CloudWatch::Alarm").items()
         if k.startswith(f"{label}Alarms")
     }
-    assert set(found) == {"ServerErrors", "ModelLatencyP90", "GpuMemory", "Idle"}
+    assert set(found) == {"ServerErrors", "ModelLatency", "GpuMemory", "Idle"}
     return found
 
 
@@ -349,7 +424,7 @@ def test_four_alarms_per_endpoint_all_to_the_topic(name: str, labels: list[str],
         for alarm in alarms.values():
             assert alarm["AlarmActions"] == [{"Ref": topic_id}]
             assert alarm["Dimensions"] == dimensions
-        errors, latency, memory, idle = (alarms[k] for k in ("ServerErrors", "ModelLatencyP90", "GpuMemory", "Idle"))
+        errors, latency, memory, idle = (alarms[k] for k in ("ServerErrors", "ModelLatency", "GpuMemory", "Idle"))
         assert (errors["Namespace"], errors["MetricName"], errors["Statistic"]) == (
             "AWS/SageMaker",
             "Invocation5XXErrors",
@@ -357,7 +432,9 @@ def test_four_alarms_per_endpoint_all_to_the_topic(name: str, labels: list[str],
         )
         assert (errors["Threshold"], errors["ComparisonOperator"]) == (1, "GreaterThanOrEqualToThreshold")
         assert errors["TreatMissingData"] == "notBreaching"
-        assert (latency["MetricName"], latency["ExtendedStatistic"]) == ("ModelLatency", "p90")
+        # A statistic SageMaker documents for ModelLatency (Average, Sum, Min, Max, Sample Count): no percentile.
+        assert (latency["MetricName"], latency["Statistic"]) == ("ModelLatency", "Average")
+        assert "ExtendedStatistic" not in latency
         assert latency["Threshold"] == 30_000_000  # microseconds
         assert (latency["EvaluationPeriods"], latency["DatapointsToAlarm"], latency["Period"]) == (3, 3, 300)
         assert latency["TreatMissingData"] == "notBreaching"
@@ -383,6 +460,34 @@ def test_alarm_topic_is_tls_only_and_subscribes_the_notification_email() -> None
     )
 
 
+def key_statements(app: Assembly) -> dict[str, dict[str, Any]]:
+    _, key = only(app, "AWS::KMS::Key", "TelemetryKey")
+    assert key["DeletionPolicy"] == "Delete" and key["Properties"]["PendingWindowInDays"] == 7
+    assert key["Properties"]["EnableKeyRotation"] is True
+    return {s.get("Sid", "account"): s for s in key["Properties"]["KeyPolicy"]["Statement"]}
+
+
+@pytest.mark.parametrize(
+    ("name", "region"), [("both_endpoints_g4dn", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
+)
+def test_with_endpoints_one_key_encrypts_the_topic_and_the_log_groups(name: str, region: str) -> None:
+    app = app_for(name)
+    key_id, _ = only(app, "AWS::KMS::Key")
+    assert props(app, "AWS::SNS::Topic")["KmsMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    groups = resources(app, "AWS::Logs::LogGroup")
+    assert groups and all(g["Properties"]["KmsKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]} for g in groups.values())
+    statements = key_statements(app)
+    assert set(statements) == {"account", "CloudWatchLogsOfThisAccount", "CloudWatchAlarms"}
+    logs = statements["CloudWatchLogsOfThisAccount"]
+    assert logs["Principal"] == {"Service": f"logs.{region}.amazonaws.com"}
+    assert logs["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"] == {
+        "Fn::Join": ["", [f"arn:aws:logs:{region}:", {"Ref": "AWS::AccountId"}, ":log-group:*"]]
+    }
+    alarms = statements["CloudWatchAlarms"]
+    assert alarms["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert alarms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+
+
 def test_one_dashboard_graphs_every_endpoint() -> None:
     app = app_for("both_endpoints_g4dn")
     body = json.dumps(props(app, "AWS::CloudWatch::Dashboard")["DashboardBody"])
@@ -390,6 +495,7 @@ def test_one_dashboard_graphs_every_endpoint() -> None:
         assert json.dumps(endpoint_name_ref(app, label)) in body
     for metric in ("Invocations", "ModelLatency", "Invocation5XXErrors", "GPUMemoryUtilization", "GPUUtilization"):
         assert f'\\"{metric}\\"' in body, metric
+    assert "p50" not in body and "p90" not in body, "no percentile of ModelLatency is documented"
     for alarm_id in resources(app, "AWS::CloudWatch::Alarm"):  # the alarm status widget lists every alarm
         assert json.dumps({"Fn::GetAtt": [alarm_id, "Arn"]}) in body, alarm_id
     assert resources(app_for("default"), "AWS::CloudWatch::Dashboard") == {}

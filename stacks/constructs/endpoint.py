@@ -23,13 +23,15 @@ from stacks.constructs.endpoint_scaling import EndpointAutoscaling
 from stacks.constructs.serving_container import ContainerSettings
 from stacks.images import ContainerImage
 from stacks.log_groups import log_group
+from stacks.nag import acknowledge_scanner
+from stacks.serving_image import inference_ami_version
 
 VARIANT_NAME = "AllTraffic"
 # Where SageMaker puts ModelDataSource files inside the container, and where LMI looks for a local model.
 CONTAINER_MODEL_DIR = "/opt/ml/model"
-# Large-model timeouts: the base endpoint downloads ~12 GB from the Hub during start-up; either one loads the
-# weights onto the GPUs and captures CUDA graphs before its first health check passes. Both at most 3600.
-STARTUP_HEALTH_CHECK_SECONDS = 1800
+# Large-model timeouts: the fine-tuned endpoint's ~12 GB are staged from S3 before the container starts; the base
+# endpoint downloads as much from the Hub during start-up, within the container's own model loading timeout, which
+# the first health check waits for (ContainerSettings.model_loading_seconds). Both at most 3600.
 MODEL_DOWNLOAD_SECONDS = 1800
 
 
@@ -119,6 +121,15 @@ class GptjEndpoint(Construct):
             # container itself, so that endpoint cannot be isolated (its traffic is HTTPS to the Hub only).
             enable_network_isolation=model_data_source is not None,
         )
+        if model_data_source is None:
+            acknowledge_scanner(
+                self.model,
+                "CKV_AWS_370",
+                "The base model is downloaded by the container from the Hugging Face Hub at start-up (HTTPS), so the "
+                "container needs the network. Isolating it would mean staging the pinned revision's 12 GB into the "
+                "bucket first, a job longer and larger than a Lambda function can run; the fine-tuned model, which is "
+                "this project's data, is served isolated.",
+            )
         # The role's policy must be attached before SageMaker uses the role (image pull, model download), not just
         # the role created: depend on the whole role construct, its default policy included.
         self.model.node.add_dependency(self.execution_role)
@@ -132,8 +143,10 @@ class GptjEndpoint(Construct):
                     instance_type=instance_type,
                     initial_instance_count=settings.endpoint_min_capacity,
                     initial_variant_weight=1,
-                    container_startup_health_check_timeout_in_seconds=STARTUP_HEALTH_CHECK_SECONDS,
+                    container_startup_health_check_timeout_in_seconds=container.model_loading_seconds,
                     model_data_download_timeout_in_seconds=MODEL_DOWNLOAD_SECONDS,
+                    # The default host image of g4dn and g5 has driver 470 (CUDA 11.4): too old for the image.
+                    inference_ami_version=inference_ami_version(instance),
                     # Generations take seconds: send each request to the instance with the fewest in flight.
                     routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
                         routing_strategy="LEAST_OUTSTANDING_REQUESTS"

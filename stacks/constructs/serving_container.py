@@ -5,6 +5,18 @@ GPT-J-6B has 6,053,381,344 parameters, so its 16-bit weights take 11.3 GiB. vLLM
 `gpu_memory_utilization` of each GPU, loses some of it to the CUDA context, activations and CUDA graphs, and
 pages the rest out as KV cache: 2 (key, value) x 28 layers x 4096 x 2 bytes = 448 KiB per token, 0.875 GiB per
 full 2048-token sequence. An instance type qualifies when that cache holds a few full-length sequences at once.
+
+Attention on Turing (T4, sm_75): GPT-J's heads are 4096 / 16 = 256 wide. FlashInfer's prefill kernel for that head
+size needs more than the 64 KiB of shared memory a T4 block can have before FlashInfer 0.6.16 (flashinfer-ai/
+flashinfer#3526, as vLLM pull request #55380 states), and vLLM 0.26.0 pins flashinfer-python 0.6.14. vLLM 0.26.0
+itself no longer picks FlashInfer below sm_80 (`FlashInferBackend.supports_compute_capability`: "currently broken
+on SM75 (Turing) ... raise the floor to SM80 so it is not auto-selected"), FlashAttention needs sm_80, and its
+Triton backend, which accepts every compute capability and head sizes from 32, is what remains. The endpoint asks
+for it by name on Turing all the same, so that a later image whose vLLM re-enables FlashInfer on sm_75 (the open
+pull request #55380) with an older FlashInfer cannot pick a kernel that does not fit. `attention_backend` is an
+EngineArgs field in vLLM 0.26.0 (the `VLLM_ATTENTION_BACKEND` environment variable is no longer read there), and
+LMI passes every `OPTION_<ARG>` that names an EngineArgs field through to vLLM (its vLLM user guide, "Pass-Through"
+configurations; `get_additional_vllm_engine_args` in djl_python/properties_manager/vllm_rb_properties.py).
 """
 
 from __future__ import annotations
@@ -37,6 +49,13 @@ RUNTIME_OVERHEAD_GIB_PER_GPU = 1.5
 MIN_FULL_SEQUENCES = 4
 # Upper bound on concurrent sequences per instance: beyond this, latency grows faster than throughput.
 MAX_ROLLING_BATCH_SIZE = 64
+# LMI stops loading a model after MODEL_LOADING_TIMEOUT, 1200 s in its image (ENV in serving/docker/lmi.Dockerfile,
+# read by PyEnv.java); `option.model_loading_timeout` overrides it. 30 minutes, as docs/serving.md promises for a
+# 12 GB Hub download plus loading and CUDA graph capture; the endpoint's startup health check waits as long (LMI's
+# configuration guide: set container_startup_health_check_timeout to at least the model loading timeout).
+MODEL_LOADING_SECONDS = 1800
+# vLLM's attention backend where its automatic choice cannot be trusted (see the module docstring).
+TURING_ATTENTION_BACKEND = "TRITON_ATTN"
 
 Dtype = Literal["bf16", "fp16"]
 
@@ -50,6 +69,8 @@ class ContainerSettings:
     max_rolling_batch_size: int
     max_model_len: int = GPTJ_CONTEXT
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
+    attention_backend: str | None = None  # None: vLLM's own choice for the GPU
+    model_loading_seconds: int = MODEL_LOADING_SECONDS
 
     def environment(self) -> dict[str, str]:
         """LMI settings common to both endpoints (the model source adds HF_MODEL_ID and friends).
@@ -58,7 +79,7 @@ class ContainerSettings:
         to vLLM's engine through its OpenAI modules and still accepts the LMI `{"inputs", "parameters"}` schema.
         They are set explicitly so that a container default changing under the same tag cannot change the model.
         """
-        return {
+        environment = {
             "OPTION_ASYNC_MODE": "true",
             "OPTION_ROLLING_BATCH": "disable",
             "OPTION_ENTRYPOINT": "djl_python.lmi_vllm.vllm_async_service",
@@ -67,7 +88,11 @@ class ContainerSettings:
             "OPTION_MAX_MODEL_LEN": str(self.max_model_len),
             "OPTION_MAX_ROLLING_BATCH_SIZE": str(self.max_rolling_batch_size),
             "OPTION_GPU_MEMORY_UTILIZATION": str(self.gpu_memory_utilization),
+            "OPTION_MODEL_LOADING_TIMEOUT": str(self.model_loading_seconds),
         }
+        if self.attention_backend is not None:
+            environment["OPTION_ATTENTION_BACKEND"] = self.attention_backend
+        return environment
 
 
 def kv_cache_gib(facts: InstanceFacts) -> float:
@@ -105,4 +130,5 @@ def container_settings(instance_type: str) -> ContainerSettings:
         dtype="bf16" if facts.supports_bf16 else "fp16",
         # As many sequences as fit at full length, so vLLM never has to preempt a running request.
         max_rolling_batch_size=min(MAX_ROLLING_BATCH_SIZE, math.floor(cache / FULL_SEQUENCE_GIB)),
+        attention_backend=TURING_ATTENTION_BACKEND if facts.gpu_arch == "turing" else None,
     )

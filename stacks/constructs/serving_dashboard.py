@@ -5,7 +5,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from constructs import Construct
 
 from stacks.constructs.endpoint import VARIANT_NAME, GptjEndpoint
-from stacks.constructs.endpoint_alarms import endpoint_metric
+from stacks.constructs.endpoint_alarms import MODEL_LATENCY_STATISTIC, endpoint_metric
 from stacks.constructs.endpoint_role import ENDPOINT_METRICS_NAMESPACE
 
 WIDTH = 6  # four graphs per endpoint row (the grid is 24 wide)
@@ -57,7 +57,11 @@ class ServingDashboard(Construct):
             ),
             cloudwatch.GraphWidget(
                 title=f"{title}: model latency (µs)",
-                left=[metric("ModelLatency", "p50", "p50"), metric("ModelLatency", "p90", "p90")],
+                # Statistics SageMaker documents for ModelLatency (no percentiles: see endpoint_alarms.py).
+                left=[
+                    metric("ModelLatency", MODEL_LATENCY_STATISTIC, "average"),
+                    metric("ModelLatency", "Maximum", "maximum"),
+                ],
                 width=WIDTH,
                 height=HEIGHT,
             ),

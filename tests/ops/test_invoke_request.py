@@ -1,10 +1,11 @@
 """The notebook's request translated to the LMI container's documented schema, and its documented answers parsed.
 
-The documented examples below are copied from the LMI schema document (LMI v0.31.0 onwards):
-https://github.com/deepjavalibrary/djl-serving/blob/master/serving/docs/lmi/user_guides/lmi_input_output_schema.md
-and the conversion the vLLM async handler applies to that schema from
-https://github.com/deepjavalibrary/djl-serving/blob/master/engines/python/setup/djl_python/lmi_vllm/request_response_utils.py
-(`convert_lmi_schema_to_completion_request`), restated here so that a parameter it would drop or misread fails.
+The documented examples below are copied from the LMI schema document, deepjavalibrary/djl-serving
+serving/docs/lmi/user_guides/lmi_input_output_schema.md (the same text on the 0.36.0-lmi18-dlc and 0.36.0-lmi27-dlc
+branches, the newest release branch there; LMI v28's was not published in that repository when read), and the
+conversion the vLLM async handler applies to that schema, engines/python/setup/djl_python/lmi_vllm/
+request_response_utils.py (`convert_lmi_schema_to_completion_request`, lmi27 branch), restated here so that a
+parameter it would drop or misread fails. The completion fields are vLLM 0.26.0's (the served vLLM).
 """
 
 from __future__ import annotations
@@ -67,7 +68,19 @@ DOCUMENTED_GENERATION_ERROR = {
     "details": {"finish_reason": "error", "generated_tokens": None, "inputs": None, "tokens": None},
 }
 
-# vLLM CompletionRequest fields the converted request may set (vllm/entrypoints/openai/protocol.py).
+# vLLM CompletionRequest fields the converted request may set: all of them are fields of vLLM 0.26.0's
+# CompletionRequest (vllm/entrypoints/openai/completion/protocol.py in its wheel), whose list is below.
+VLLM_0_26_COMPLETION_REQUEST = {
+    *("add_special_tokens", "allowed_token_ids", "bad_words", "cache_salt", "ec_transfer_params", "echo"),
+    *("frequency_penalty", "ignore_eos", "include_stop_str_in_output", "kv_transfer_params", "length_penalty"),
+    *("logit_bias", "logprob_token_ids", "logprobs", "max_tokens", "min_p", "min_tokens", "model", "n"),
+    *("presence_penalty", "priority", "prompt", "prompt_embeds", "prompt_logprobs", "repetition_detection"),
+    *("repetition_penalty", "request_id", "response_format", "return_token_ids", "return_token_offsets"),
+    *("return_tokens_as_token_ids", "seed", "skip_special_tokens", "spaces_between_special_tokens", "stop"),
+    *("stop_token_ids", "stream", "stream_options", "structured_outputs", "suffix", "temperature"),
+    *("thinking_token_budget", "top_k", "top_p", "truncate_prompt_tokens", "truncation_side", "use_beam_search"),
+    *("user", "vllm_xargs"),
+}
 VLLM_COMPLETION_FIELDS = {
     "prompt",
     "model",
@@ -85,6 +98,10 @@ VLLM_COMPLETION_FIELDS = {
     "stop",
     "logprobs",
 }
+
+
+def test_the_fields_the_handler_sets_exist_in_the_served_vllm() -> None:
+    assert VLLM_COMPLETION_FIELDS <= VLLM_0_26_COMPLETION_REQUEST
 
 
 def convert_like_the_async_handler(payload: dict[str, Any]) -> dict[str, Any]:
