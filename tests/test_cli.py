@@ -67,3 +67,28 @@ def test_setting_rejected_while_building_stacks_is_one_line_too(tmp_path: Path) 
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: invalid setting endpoint_instance_type='ml.g4dn.xlarge'")
+
+
+def test_an_unknown_environment_stops_the_app_with_one_line(tmp_path: Path) -> None:
+    result = run_app(tmp_path, env="prod")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: ENV=prod: no settings file config/prod.json (committed environments: default)"
+    ]
+
+
+def test_the_app_synthesizes_the_committed_file(tmp_path: Path) -> None:
+    """Without -c, the app deploys config/default.json: its region decides where every stack goes."""
+    committed = json.loads((ROOT / "config" / "default.json").read_text())
+    flags = {k: v for k, v in CDK_CONTEXT.items() if k != "region"}
+    env = {
+        **os.environ,
+        "PATH": f"{NODE_BIN}{os.pathsep}{os.environ['PATH']}",
+        "CDK_OUTDIR": str(tmp_path),
+        "CDK_CONTEXT_JSON": json.dumps(flags),
+    }
+    result = subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    regions = {a["environment"].rsplit("/", 1)[-1] for a in manifest["artifacts"].values() if "environment" in a}
+    assert regions == {committed["region"]}
