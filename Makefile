@@ -10,10 +10,19 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 CDK := $(CURDIR)/node_modules/.bin/cdk
-# Settings for cdk commands: make deploy C="doc_count=250 use_spot=true"  ->  -c doc_count=250 -c use_spot=true
+# What is deployed is a committed file: config/$(ENV).json (default: config/default.json). C="key=value ..." puts
+# settings on top of it for one-off trials of synth, cost and diff; `make deploy` refuses a C= that changes what the
+# file says unless TRIAL=1. ops/context.py parses C= (a word without "=" or a value with a space is an error).
+ENV ?=
 C ?=
-CONTEXT := $(foreach kv,$(C),-c $(kv))
+TRIAL ?=
 ARGS ?=
+# A make value as one single-quoted shell word, verbatim.
+quote = '$(subst ','\'',$(1))'
+SETTINGS = $(if $(ENV),--env $(call quote,$(ENV))) --C $(call quote,$(C))
+CDK_RUN = $(BIN)/python -m ops.cdk
+# make synth OUT=/tmp/base: synthesize elsewhere (a baseline for `make review BEFORE=/tmp/base`)
+OUT ?= cdk.out
 # make bench-estimate: the bench.json of a GPU run of training/bench.py
 BENCH ?= bench-out/bench.json
 
@@ -39,9 +48,9 @@ $(NODE_STAMP): package.json package-lock.json $(PY_STAMP)
 
 setup: $(PY_STAMP) $(NODE_STAMP) ## Create the virtualenv (Python + Node.js 24) and install the pinned dependencies
 
-synth: setup ## Synthesize every stack into cdk.out/, run cdk-nag and cfn-lint, print a summary
-	$(CDK) synth --quiet $(CONTEXT) $(ARGS)
-	$(BIN)/python -m tools.synth_summary cdk.out
+synth: setup ## Synthesize every stack of config/$(ENV).json into cdk.out/ (OUT=), run cdk-nag and cfn-lint, summarize
+	$(CDK_RUN) synth $(SETTINGS) -- --quiet --output $(call quote,$(OUT)) $(ARGS)
+	$(BIN)/python -m tools.synth_summary $(call quote,$(OUT))
 
 test: setup lint typecheck unit ## Run the whole test suite (lint, types, tests)
 
@@ -60,16 +69,16 @@ test-e2e: setup ## The slow end-to-end runs (pytest -m e2e); .ci/run calls it af
 	$(BIN)/python -m pytest -m e2e || test $$? -eq 5
 
 bootstrap: setup ## cdk bootstrap the configured account/region (once per account and region)
-	$(CDK) bootstrap $(CONTEXT) $(ARGS)
+	$(CDK_RUN) bootstrap $(SETTINGS) -- $(ARGS)
 
-deploy: setup ## cdk deploy --all (forward settings with C="key=value ...")
-	$(CDK) deploy --all $(CONTEXT) $(ARGS)
+deploy: setup ## cdk deploy --all of config/$(ENV).json (a C= that changes it needs TRIAL=1)
+	$(CDK_RUN) deploy $(SETTINGS) $(if $(filter 1 true yes,$(TRIAL)),--trial) -- --all $(ARGS)
 
-diff: setup ## cdk diff for every stack
-	$(CDK) diff --all $(CONTEXT) $(ARGS)
+diff: setup ## cdk diff of config/$(ENV).json against the deployed stacks, each stack once
+	$(CDK_RUN) diff $(SETTINGS) -- $(ARGS)
 
 destroy: setup ## cdk destroy --all: removes everything that bills
-	$(CDK) destroy --all $(CONTEXT) $(ARGS)
+	$(CDK_RUN) destroy $(SETTINGS) -- --all $(ARGS)
 
 bench-prep: setup ## Benchmark the dataset prep against the notebook's way (writes a table)
 	$(BIN)/python -m bench.bench_prep
@@ -79,14 +88,14 @@ bench-wheels: setup ## Wheels of the pinned transformers and peft in .whl/ for b
 		$$(grep -E '^(transformers|peft)==' training/requirements.txt)
 
 .PHONY: train
-train: setup ## Start the deployed training pipeline and follow it (ARGS="--epochs 1 --method lora", "--stop", ...)
-	$(BIN)/python -m ops.train $(CONTEXT) $(ARGS)
+train: setup ## Start the deployed pipeline, estimate and follow the run (ARGS="--epochs 1", C="epochs=1", "--stop")
+	$(BIN)/python -m ops.train $(SETTINGS) $(ARGS)
 
-cost: setup ## Estimate training and endpoint cost for the settings (C="key=value ...")
-	$(BIN)/python -m ops.cost $(CONTEXT)
+cost: setup ## Training and endpoint cost of config/$(ENV).json (C="key=value ..." for a trial)
+	$(BIN)/python -m ops.cost $(SETTINGS)
 
 bench-estimate: setup ## From a GPU run's bench.json to the training instance: time and cost (BENCH=path C=...)
-	$(BIN)/python -m ops.bench_estimate $(BENCH) $(CONTEXT)
+	$(BIN)/python -m ops.bench_estimate $(BENCH) $(SETTINGS)
 
 invoke: setup ## Ask the endpoints to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
 	$(BIN)/python -m ops.invoke $(if $(PROMPT),--prompt "$(PROMPT)") $(ARGS)
