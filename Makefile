@@ -30,7 +30,7 @@ STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
 NODE_STAMP := $(STAMPS)/node
 
-.PHONY: help setup synth test test-e2e lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke clean
+.PHONY: help setup synth test test-e2e lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke review clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,12 +51,15 @@ setup: $(PY_STAMP) $(NODE_STAMP) ## Create the virtualenv (Python + Node.js 24) 
 synth: setup ## Synthesize every stack of config/$(ENV).json into cdk.out/ (OUT=), run cdk-nag and cfn-lint, summarize
 	$(CDK_RUN) synth $(SETTINGS) -- --quiet --output $(call quote,$(OUT)) $(ARGS)
 	$(BIN)/python -m tools.synth_summary $(call quote,$(OUT))
+	@# The settings file beside its templates: a baseline (OUT=...) then carries its "before" for make review.
+	cp config/$(or $(ENV),default).json $(call quote,$(OUT))/settings.json
 
 test: setup lint typecheck unit ## Run the whole test suite (lint, types, tests)
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, actionlint (with ShellCheck) on the workflows
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint .github/workflows/*.yml
 
 typecheck: setup ## mypy (strict for stacks/, lambdas/, config/)
 	$(BIN)/mypy app.py config stacks lambdas tools ops
@@ -90,6 +93,14 @@ bench-wheels: setup ## Wheels of the pinned transformers and peft in .whl/ for b
 .PHONY: train
 train: setup ## Start the deployed pipeline, estimate and follow the run (ARGS="--epochs 1", C="epochs=1", "--stop")
 	$(BIN)/python -m ops.train $(SETTINGS) $(ARGS)
+
+# make review BEFORE=/tmp/base: what the pull-request comment would say, offline, against a baseline synthesized
+# before the change (make synth OUT=/tmp/base), from what `make synth` wrote to cdk.out.
+BEFORE ?=
+review: setup ## The pull-request comment offline: settings, cost before/after, each stack's diff (BEFORE=baseline dir)
+	@test -n "$(BEFORE)" || { echo "error: BEFORE= names the baseline: make synth OUT=/tmp/base before the change" >&2; exit 1; }
+	$(BIN)/python -m tools.render_diff --before $(call quote,$(BEFORE)) --after $(call quote,$(OUT)) \
+		$(if $(ENV),--env $(call quote,$(ENV))) $(if $(wildcard $(BEFORE)/settings.json),--settings-before $(call quote,$(BEFORE)/settings.json))
 
 cost: setup ## Training and endpoint cost of config/$(ENV).json (C="key=value ..." for a trial)
 	$(BIN)/python -m ops.cost $(SETTINGS)
