@@ -220,3 +220,12 @@ def test_an_unknown_or_malformed_environment_is_one_line(tmp_path: Path, env: st
 def test_the_readme_table_marks_the_region_required() -> None:
     (region,) = [row for row in settings_table() if row["key"] == "region"]
     assert region["default"] == "(required)"
+
+
+def test_python_m_config_check_checks_every_committed_file(capsys: pytest.CaptureFixture[str]) -> None:
+    from config.__main__ import check
+
+    assert check([]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"config/{name}.json: ok" for name in environments()]
+    assert check(["nope"]) == 1
+    assert capsys.readouterr().err.startswith("error: ENV=nope: no settings file")

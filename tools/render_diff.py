@@ -342,6 +342,8 @@ def _read_json(path: Path | None) -> dict[str, object] | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # jsii (the settings import the CDK) runs Node.js from PATH: the virtualenv's Node 24, as in app.py.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     from config.environment import DEFAULT_ENV, read_environment
 
     parser = argparse.ArgumentParser(prog="python -m tools.render_diff", description=__doc__.splitlines()[0])
