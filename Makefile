@@ -10,10 +10,19 @@ BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 export JSII_SILENCE_WARNING_UNTESTED_NODE_VERSION := 1
 CDK := $(CURDIR)/node_modules/.bin/cdk
-# Settings for cdk commands: make deploy C="doc_count=250 use_spot=true"  ->  -c doc_count=250 -c use_spot=true
+# What is deployed is a committed file: config/$(ENV).json (default: config/default.json). C="key=value ..." puts
+# settings on top of it for one-off trials of synth, cost and diff; `make deploy` refuses a C= that changes what the
+# file says unless TRIAL=1. ops/context.py parses C= (a word without "=" or a value with a space is an error).
+ENV ?=
 C ?=
-CONTEXT := $(foreach kv,$(C),-c $(kv))
+TRIAL ?=
 ARGS ?=
+# A make value as one single-quoted shell word, verbatim.
+quote = '$(subst ','\'',$(1))'
+SETTINGS = $(if $(ENV),--env $(call quote,$(ENV))) --C $(call quote,$(C))
+CDK_RUN = $(BIN)/python -m ops.cdk
+# make synth OUT=/tmp/base: synthesize elsewhere (a baseline for `make review BEFORE=/tmp/base`)
+OUT ?= cdk.out
 # make bench-estimate: the bench.json of a GPU run of training/bench.py
 BENCH ?= bench-out/bench.json
 
@@ -24,7 +33,7 @@ NODE_STAMP := $(STAMPS)/node
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(STAMPS)/scan
 
-.PHONY: help setup scan-setup scan synth test test-e2e lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke clean
+.PHONY: help setup scan-setup scan synth test test-e2e lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke review clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -53,15 +62,18 @@ scan-setup: $(SCAN_STAMP) ## Install the pinned IaC scanner (checkov) into .venv
 scan: setup scan-setup ## Run the IaC scanner over every tested configuration's templates (pytest tests/test_scanner.py)
 	$(BIN)/python -m pytest -m e2e tests/test_scanner.py
 
-synth: setup ## Synthesize every stack into cdk.out/, run cdk-nag and cfn-lint, print a summary
-	$(CDK) synth --quiet $(CONTEXT) $(ARGS)
-	$(BIN)/python -m tools.synth_summary cdk.out
+synth: setup ## Synthesize every stack of config/$(ENV).json into cdk.out/ (OUT=), run cdk-nag and cfn-lint, summarize
+	$(CDK_RUN) synth $(SETTINGS) -- --quiet --output $(call quote,$(OUT)) $(ARGS)
+	$(BIN)/python -m tools.synth_summary $(call quote,$(OUT))
+	@# The settings file beside its templates: a baseline (OUT=...) then carries its "before" for make review.
+	cp config/$(or $(ENV),default).json $(call quote,$(OUT))/settings.json
 
 test: setup lint typecheck unit ## Run the whole test suite (lint, types, tests)
 
-lint: setup ## ruff lint and format check
+lint: setup ## ruff lint and format check, actionlint (with ShellCheck) on the workflows
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint .github/workflows/*.yml
 
 typecheck: setup ## mypy (strict for stacks/, lambdas/, config/)
 	$(BIN)/mypy app.py config stacks lambdas tools ops
@@ -74,16 +86,16 @@ test-e2e: setup scan-setup ## The slow end-to-end runs (pytest -m e2e), the IaC 
 	$(BIN)/python -m pytest -m e2e || test $$? -eq 5
 
 bootstrap: setup ## cdk bootstrap the configured account/region (once per account and region)
-	$(CDK) bootstrap $(CONTEXT) $(ARGS)
+	$(CDK_RUN) bootstrap $(SETTINGS) -- $(ARGS)
 
-deploy: setup ## cdk deploy --all (forward settings with C="key=value ...")
-	$(CDK) deploy --all $(CONTEXT) $(ARGS)
+deploy: setup ## cdk deploy --all of config/$(ENV).json (a C= that changes it needs TRIAL=1)
+	$(CDK_RUN) deploy $(SETTINGS) $(if $(filter 1 true yes,$(TRIAL)),--trial) -- --all $(ARGS)
 
-diff: setup ## cdk diff for every stack
-	$(CDK) diff --all $(CONTEXT) $(ARGS)
+diff: setup ## cdk diff of config/$(ENV).json against the deployed stacks, each stack once
+	$(CDK_RUN) diff $(SETTINGS) -- $(ARGS)
 
 destroy: setup ## cdk destroy --all: removes everything that bills
-	$(CDK) destroy --all $(CONTEXT) $(ARGS)
+	$(CDK_RUN) destroy $(SETTINGS) -- --all $(ARGS)
 
 bench-prep: setup ## Benchmark the dataset prep against the notebook's way (writes a table)
 	$(BIN)/python -m bench.bench_prep
@@ -93,14 +105,22 @@ bench-wheels: setup ## Wheels of the pinned transformers and peft in .whl/ for b
 		$$(grep -E '^(transformers|peft)==' training/requirements.txt)
 
 .PHONY: train
-train: setup ## Start the deployed training pipeline and follow it (ARGS="--epochs 1 --method lora", "--stop", ...)
-	$(BIN)/python -m ops.train $(CONTEXT) $(ARGS)
+train: setup ## Start the deployed pipeline, estimate and follow the run (ARGS="--epochs 1", C="epochs=1", "--stop")
+	$(BIN)/python -m ops.train $(SETTINGS) $(ARGS)
 
-cost: setup ## Estimate training and endpoint cost for the settings (C="key=value ...")
-	$(BIN)/python -m ops.cost $(CONTEXT)
+# make review BEFORE=/tmp/base: what the pull-request comment would say, offline, against a baseline synthesized
+# before the change (make synth OUT=/tmp/base), from what `make synth` wrote to cdk.out.
+BEFORE ?=
+review: setup ## The pull-request comment offline: settings, cost before/after, each stack's diff (BEFORE=baseline dir)
+	@test -n "$(BEFORE)" || { echo "error: BEFORE= names the baseline: make synth OUT=/tmp/base before the change" >&2; exit 1; }
+	$(BIN)/python -m tools.render_diff --before $(call quote,$(BEFORE)) --after $(call quote,$(OUT)) \
+		$(if $(ENV),--env $(call quote,$(ENV))) $(if $(wildcard $(BEFORE)/settings.json),--settings-before $(call quote,$(BEFORE)/settings.json))
+
+cost: setup ## Training and endpoint cost of config/$(ENV).json (C="key=value ..." for a trial)
+	$(BIN)/python -m ops.cost $(SETTINGS)
 
 bench-estimate: setup ## From a GPU run's bench.json to the training instance: time and cost (BENCH=path C=...)
-	$(BIN)/python -m ops.bench_estimate $(BENCH) $(CONTEXT)
+	$(BIN)/python -m ops.bench_estimate $(BENCH) $(SETTINGS)
 
 invoke: setup ## Ask the endpoints to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
 	$(BIN)/python -m ops.invoke $(if $(PROMPT),--prompt "$(PROMPT)") $(ARGS)

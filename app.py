@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""CDK entry point: settings from context, then the stacks. A bad setting stops synth with one line."""
+"""CDK entry point: the committed settings (config/<env>.json, `-c env=<name>`) with `-c` overrides on top, then the
+stacks. A bad setting stops synth with one line naming it (and its file)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get(
 
 import aws_cdk as cdk
 
-from config import SettingError, load_settings
+from config import SettingError
+from config.environment import check_cdk_json, load_environment
 from stacks.app_builder import build_pipeline
 
 
@@ -21,7 +23,8 @@ def main() -> int:
     try:
         # Some checks need facts the stacks derive (e.g. whether an instance type can hold the model), so building
         # the stacks can reject a setting too; either way the operator sees one line.
-        build_pipeline(app, load_settings(app.node.get_all_context()))
+        check_cdk_json()
+        build_pipeline(app, load_environment(app.node.get_all_context()))
     except SettingError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -264,9 +264,13 @@ class Settings:
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 
-def _is_cdk_key(key: str) -> bool:
+def is_cdk_key(key: str) -> bool:
     """Context keys owned by the CDK itself (feature flags, CLI internals) rather than by this app."""
     return key.startswith("@") or ":" in key or "/" in key
+
+
+def known_setting(key: str) -> bool:
+    return key in _FIELDS
 
 
 def _coerce(key: str, raw: object, kind: type) -> object:
@@ -301,7 +305,7 @@ def load_settings(context: Mapping[str, object]) -> Settings:
     """Build `Settings` from CDK context (cdk.json values and `-c` strings alike); unknown keys are errors."""
     values: dict[str, object] = {}
     for key, raw in sorted(context.items()):
-        if _is_cdk_key(key):
+        if is_cdk_key(key):
             continue
         if key not in _FIELDS:
             raise SettingError(key, raw, "", unknown=True)
@@ -314,7 +318,8 @@ def settings_table() -> list[dict[str, str]]:
     return [
         {
             "key": f.name,
-            "default": _format_default(f.default),
+            # A default that fails its own check (the region) must be set in every settings file.
+            "default": _format_default(f.default) if f.metadata["check"](f.default) else "(required)",
             "allowed": f.metadata["allowed"],
             "meaning": f.metadata["meaning"],
             "group": f.metadata["group"],

@@ -26,8 +26,16 @@ from typing import Any
 
 from config import Settings
 from config.instance_types import TRAINING_INSTANCE_TYPES
-from ops.context import project_settings
-from ops.cost import Throughput, load_prices, measured_throughputs, on_demand_cost, training_hours, training_tokens
+from ops.context import add_arguments, selection_from
+from ops.cost import (
+    Throughput,
+    flat_prices,
+    load_prices,
+    measured_throughputs,
+    on_demand_cost,
+    training_hours,
+    training_tokens,
+)
 
 GIB = 2**30
 # Peak dense fp16/bf16 tensor-core FLOP/s per GPU (DESIGN.md §5): V100 SXM2, A100, H100 and H200.
@@ -206,11 +214,11 @@ def report(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make bench-estimate", description=__doc__)
     parser.add_argument("bench", type=Path, help="bench.json written by training/bench.py")
-    parser.add_argument("-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="a setting")
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        settings = project_settings(args.context)
-        lines = report(load_bench(args.bench), settings, load_prices())
+        settings = selection_from(args).settings()
+        lines = report(load_bench(args.bench), settings, flat_prices(load_prices(), settings.region))
     except ValueError as error:  # a bad setting (SettingError) or -c value
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -1,21 +1,47 @@
-"""Settings for the operator commands, read exactly as `cdk synth` reads them: cdk.json plus `-c key=value`."""
+"""Settings for the operator commands, read exactly as `cdk synth` reads them: the committed file of an environment
+(`config/<env>.json`, `--env`), with `C="key=value ..."` (the Makefile's) and `-c key=value` on top.
+
+The Makefile hands `C=` over verbatim (`--C '$(C)'`), so that a word without `=` or a value with a space is refused
+here with one line, instead of becoming a stray `-c` argument of the CDK CLI.
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from config.environment import CONFIG_DIR, DEFAULT_ENV, ENV_KEY, Environment, read_environment
 
 if TYPE_CHECKING:
     from config import Settings
 
-CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
+
+class ContextError(ValueError):
+    """Malformed `C=` or `-c`: the message is one line naming the word."""
 
 
-def cdk_context() -> dict[str, Any]:
-    """cdk.json's context, as the CDK app reads it (without importing the CDK: `make invoke` stays light)."""
-    return dict(json.loads(CDK_JSON.read_text())["context"])
+def parse_c(text: str) -> dict[str, str]:
+    """`C="doc_count=250 use_spot=true"` as settings; words are separated by spaces, so a value cannot hold one."""
+    words = text.split()
+    values: dict[str, str] = {}
+    for index, word in enumerate(words):
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            previous = words[index - 1] if index else ""
+            hint = (
+                f": a value cannot contain a space ({previous} {word}?)"
+                if "=" in previous
+                else ": expected key=value, e.g. doc_count=250"
+            )
+            raise ContextError(f"C={text.strip()!r}: {word!r} is not key=value{hint}")
+        if key in values:
+            raise ContextError(f"C={text.strip()!r}: {key} is given twice")
+        values[key] = value
+    return values
 
 
 def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
@@ -23,12 +49,76 @@ def parse_overrides(pairs: Sequence[str]) -> dict[str, str]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise ValueError(f"expected -c key=value, got {pair!r}")
+            raise ContextError(f"expected -c key=value, got {pair!r}")
         overrides[key.strip()] = value
     return overrides
 
 
-def project_settings(pairs: Sequence[str] = ()) -> Settings:
-    from config import load_settings  # imports the CDK (jsii starts Node.js)
+@dataclass(frozen=True)
+class Selection:
+    """An environment's committed settings and the command line's overrides on top of them."""
 
-    return load_settings({**cdk_context(), **parse_overrides(pairs)})
+    environment: Environment
+    overrides: dict[str, str] = field(default_factory=dict)
+
+    def settings(self) -> Settings:
+        from config.environment import layered_settings  # imports the CDK (jsii starts Node.js)
+
+        return layered_settings(self.environment, self.overrides)
+
+    def committed(self) -> Settings:
+        from config.environment import layered_settings
+
+        return layered_settings(self.environment, {})
+
+    def describe(self) -> str:
+        trial = " ".join(f"{k}={v}" for k, v in self.overrides.items())
+        return self.environment.label + (f" with {trial}" if trial else "")
+
+    def differences(self) -> dict[str, tuple[object, object]]:
+        """Settings the overrides change: key -> (committed value, value with the overrides)."""
+        committed, chosen = self.committed(), self.settings()
+        return {
+            key: (getattr(committed, key), getattr(chosen, key))
+            for key in committed.__dataclass_fields__
+            if getattr(committed, key) != getattr(chosen, key)
+        }
+
+
+def select(env: str | None = None, c: str = "", pairs: Sequence[str] = (), config_dir: Path = CONFIG_DIR) -> Selection:
+    from_c, from_pairs = parse_c(c), parse_overrides(pairs)
+    if env:
+        from_pairs = {ENV_KEY: env, **from_pairs}
+    for key in sorted(from_c.keys() & from_pairs.keys()):
+        if from_c[key] != from_pairs[key]:
+            raise ContextError(
+                f"{key} is given twice: {from_c[key]!r} in C= and {from_pairs[key]!r} on the command line"
+            )
+    overrides = {**from_c, **from_pairs}
+    name = overrides.pop(ENV_KEY, "") or DEFAULT_ENV
+    return Selection(read_environment(name, config_dir), overrides)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The settings options every operator command shares."""
+    parser.add_argument(
+        "-c", "--context", action="append", default=[], metavar="KEY=VALUE", help="a setting, as for cdk"
+    )
+    parser.add_argument("--env", help=f"the settings file config/<ENV>.json (default: {DEFAULT_ENV})")
+    parser.add_argument(
+        "--C", dest="c", default="", metavar='"KEY=VALUE ..."', help="settings as the Makefile's C= gives them"
+    )
+
+
+def selection_from(args: argparse.Namespace) -> Selection:
+    return select(args.env or None, args.c, args.context)
+
+
+def project_settings(pairs: Sequence[str] = ()) -> Settings:
+    """The default environment's settings with `-c` pairs on top."""
+    return select(pairs=pairs).settings()
+
+
+def committed_values(env: str = DEFAULT_ENV) -> Mapping[str, object]:
+    """An environment's file as written, without importing the CDK (`make invoke` stays light)."""
+    return dict(json.loads((CONFIG_DIR / f"{env}.json").read_text()))

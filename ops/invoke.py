@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ops.context import cdk_context
+from ops.context import committed_values
 from ops.lmi_request import Generation, RequestError, lmi_requests
 from ops.runtime import OUTPUT_KEYS, Clients, EndpointError, check_serving, deployed_endpoints, invoke, resolve
 
@@ -25,12 +25,12 @@ SEPARATOR = "-" * 65
 
 
 def default_region() -> str | None:
-    """The region the stacks were synthesized for (cdk.json), unless the environment names one."""
+    """The region of the committed default settings (config/default.json), unless the environment names one."""
     for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
         if os.environ.get(variable):
             return os.environ[variable]
     try:
-        region = cdk_context().get("region")
+        region = committed_values().get("region")
     except (OSError, ValueError, KeyError):
         return None
     return str(region) if region else None
@@ -58,7 +58,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=defaults.return_full_text,
         help="print the prompt before the generation, as the notebook did",
     )
-    parser.add_argument("--region", default=default_region(), help="default: AWS_REGION, else cdk.json's region")
+    parser.add_argument(
+        "--region", default=default_region(), help="default: AWS_REGION, else config/default.json's region"
+    )
     parser.add_argument("--endpoint-url", help="send every AWS call to this address instead (testing, proxies)")
     args = parser.parse_args(argv)
     if args.compare and args.endpoint:

@@ -1,14 +1,17 @@
 """`make train`: start the deployed training pipeline, follow it until the model is ready, say how to deploy it.
 
-    make train                                   # the deployed configuration
+    make train                                   # the committed configuration (config/<ENV>.json)
     make train ARGS="--doc-count 250 --epochs 1 --method lora"
+    make train C="epochs=1"                      # the same, as settings
     make train ARGS=--no-follow                  # start and return
     make train ARGS=--attach                     # follow the latest running execution again
     make train ARGS=--stop                       # stop the latest running execution and its job
 
-The execution input may override doc_count, epochs and method only (the state machine checks it too); the rest
-is the deployed configuration. Ctrl-C detaches: the execution and its SageMaker job keep running.
-The stack is found by its CloudFormation outputs in the region from cdk.json (or `-c region=...`, or --region).
+A run may change doc_count, epochs and method only (the state machine checks its input too), by flags or by C=;
+the execution input always names all three, so the execution runs what the estimate printed before it starts. Every
+other setting is deployed configuration: change the settings file and `make deploy`. Ctrl-C detaches: the execution
+and its SageMaker job keep running. The stack is found by its CloudFormation outputs in the settings' region (or
+`C=region=...`, or --region).
 """
 
 from __future__ import annotations
@@ -37,8 +40,9 @@ from lambdas.stop_executions.handler import (
     stop_execution_and_jobs,
 )
 from ops.aws import stack_outputs
-from ops.context import project_settings
+from ops.context import Selection, add_arguments, selection_from
 from ops.cost import estimate_lines
+from stacks.constructs.training_definition import OVERRIDABLE_INPUT
 from stacks.constructs.training_job_role import TRAINING_LOG_GROUP
 
 STACK_NAME = "LegalGptjTraining"  # stacks.app_builder: STACK_PREFIX + "Training"
@@ -59,6 +63,7 @@ class Pipeline:
     stack_name: str
     state_machine_arn: str
     job_kind: str  # "training" or "tuning"
+    instance_type: str = ""  # the deployed training instance type (empty for a stack without that output)
 
 
 def boto3_clients(service: str, region: str) -> Any:
@@ -77,7 +82,13 @@ def find_pipeline(clients: ClientFactory, region: str, stack_name: str = STACK_N
         )
     if "StateMachineArn" not in outputs:
         raise CliError(f"the stack {stack_name} in {region} has no StateMachineArn output: deploy it again")
-    return Pipeline(region, stack_name, outputs["StateMachineArn"], outputs.get("JobKind", "training"))
+    return Pipeline(
+        region,
+        stack_name,
+        outputs["StateMachineArn"],
+        outputs.get("JobKind", "training"),
+        outputs.get("InstanceType", ""),
+    )
 
 
 def new_execution_name(now: datetime | None = None) -> str:
@@ -99,10 +110,48 @@ def console_links(pipeline: Pipeline, execution_arn: str, job: str) -> dict[str,
     }
 
 
-def print_cost_estimate(settings: Settings, overrides: Mapping[str, object], out: TextIO) -> None:
-    """The estimate for this run (the deployed settings with this execution's overrides), before it starts."""
-    run_settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
-    for line in estimate_lines(run_settings, endpoints=False):
+def run_settings(selection: Selection, flags: Mapping[str, object]) -> Settings:
+    """The settings of the execution to start: the file, C= (run settings only) and the flags, which must agree."""
+    label = selection.environment.label
+    changed = selection.differences()
+    for key, (_, value) in changed.items():
+        if key not in OVERRIDABLE_INPUT and key != "region":
+            raise CliError(
+                f"C= sets {key}={value!r}: a run may change {', '.join(OVERRIDABLE_INPUT)} only (the state machine "
+                f"accepts no other input); {key} is deployed configuration: change {label} and run `make deploy`"
+            )
+    chosen = selection.settings()
+    for key, value in flags.items():
+        if key in selection.overrides and getattr(chosen, key) != value:
+            raise CliError(f"C= sets {key}={getattr(chosen, key)!r} but --{key.replace('_', '-')} {value}: give one")
+    return dataclasses.replace(chosen, **flags)  # type: ignore[arg-type]
+
+
+def execution_input(settings: Settings) -> dict[str, object]:
+    """Every key the state machine lets a run change, so that what it runs does not depend on deployed defaults."""
+    return {key: getattr(settings, key) for key in OVERRIDABLE_INPUT}
+
+
+def estimated_settings(settings: Settings, pipeline: Pipeline, out: TextIO) -> Settings:
+    """The run's settings on what is deployed: the stack's instance type and job kind win over the file's."""
+    deployed: dict[str, object] = {}
+    if pipeline.instance_type and pipeline.instance_type != settings.training_instance_type:
+        deployed["training_instance_type"] = pipeline.instance_type
+    if (pipeline.job_kind == "tuning") != settings.tuning_enabled:
+        deployed["tuning_enabled"] = pipeline.job_kind == "tuning"
+    if deployed:
+        listed = ", ".join(f"{key}={value}" for key, value in deployed.items())
+        print(
+            f"warning: the deployed {pipeline.stack_name} differs from the settings file ({listed} is deployed): "
+            "the estimate is for what is deployed; `make diff` shows the rest",
+            file=out,
+        )
+    return dataclasses.replace(settings, **deployed)  # type: ignore[arg-type]
+
+
+def print_cost_estimate(settings: Settings, label: str, out: TextIO) -> None:
+    """The estimate of the execution about to start, before it starts."""
+    for line in estimate_lines(settings, endpoints=False, label=f"this execution ({label})"):
         print(line, file=out)
 
 
@@ -128,7 +177,10 @@ def start(pipeline: Pipeline, clients: ClientFactory, overrides: Mapping[str, ob
     )["executionArn"]
     job = job_base_name(name)
     kind = "tuning job" if pipeline.job_kind == "tuning" else "training job"
-    print(f"started execution {name} of {pipeline.stack_name} in {pipeline.region}", file=out)
+    print(
+        f"started execution {name} of {pipeline.stack_name} in {pipeline.region}, input {json.dumps(dict(overrides))}",
+        file=out,
+    )
     print(f"  {kind}: {job} (a retry after a capacity failure is named {job}-r2, -r3, ...)", file=out)
     for label, url in console_links(pipeline, arn, job).items():
         print(f"  {label}: {url}", file=out)
@@ -199,6 +251,7 @@ def follow(
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = POLL_SECONDS,
     clock: Callable[[], float] = time.monotonic,
+    settings_file: str = "config/default.json",
 ) -> int:
     """Print a line whenever the execution or its job changes, until the execution ends; 0 when it succeeded."""
     sfn = clients("stepfunctions", pipeline.region)
@@ -216,11 +269,11 @@ def follow(
             print(f"[{_elapsed(clock() - started)}] {line}", file=out, flush=True)
             last = line
         if status != "RUNNING":
-            return report(execution, out)
+            return report(execution, out, settings_file)
         sleep(poll_seconds)
 
 
-def report(execution: Mapping[str, Any], out: TextIO) -> int:
+def report(execution: Mapping[str, Any], out: TextIO, settings_file: str = "config/default.json") -> int:
     if execution["status"] != "SUCCEEDED":
         cause = " ".join(str(execution.get("cause", "")).split())[:600]
         print(f"the execution ended {execution['status']}: {execution.get('error', 'no error')}: {cause}", file=out)
@@ -234,7 +287,11 @@ def report(execution: Mapping[str, Any], out: TextIO) -> int:
         file=out,
     )
     print(f"  dataset {result['dataset_id']} ({result['manifest_uri']})", file=out)
-    print(f'deploy it with: make deploy C="fine_tuned_job={job}"', file=out)
+    # The hint changes the committed file, not the command line: a C= deploy would drop every other committed setting.
+    print(
+        f"serve it: put this line in {settings_file} (in place of its fine_tuned_job), commit, `make deploy`:", file=out
+    )
+    print(f"  {json.dumps('fine_tuned_job')}: {json.dumps(job)},", file=out)
     return 0
 
 
@@ -285,9 +342,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     action.add_argument("--no-follow", action="store_true", help="start the execution and return")
     parser.add_argument("--region", help="region of the deployed stacks (default: the configured region)")
     parser.add_argument("--stack-name", default=STACK_NAME, help=argparse.SUPPRESS)
-    parser.add_argument(
-        "-c", dest="context", action="append", default=[], metavar="KEY=VALUE", help="a setting, as for cdk"
-    )
+    add_arguments(parser)
     args = parser.parse_args(argv)
     if (args.stop or args.attach) and any(v is not None for v in (args.doc_count, args.epochs, args.method)):
         parser.error("--doc-count, --epochs and --method apply to a new execution, not to --stop or --attach")
@@ -304,7 +359,13 @@ def run(
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     args = parse_args(argv)
-    settings = project_settings(args.context)
+    selection = selection_from(args)
+    flags = {
+        key: value
+        for key, value in (("doc_count", args.doc_count), ("epochs", args.epochs), ("method", args.method))
+        if value is not None
+    }
+    settings = run_settings(selection, flags) if not (args.stop or args.attach) else selection.settings()
     region = args.region or settings.region
     pipeline = find_pipeline(clients, region, args.stack_name)
     if args.stop:
@@ -317,19 +378,25 @@ def run(
         print(f"attached to execution {execution['name']}", file=out)
         arn = str(execution["executionArn"])
     else:
-        overrides = {
-            key: value
-            for key, value in (("doc_count", args.doc_count), ("epochs", args.epochs), ("method", args.method))
-            if value is not None
-        }
-        print_cost_estimate(settings, overrides, out)
+        run_input = execution_input(settings)
+        label = selection.describe() + "".join(f", {k}={v}" for k, v in flags.items())
+        print_cost_estimate(estimated_settings(settings, pipeline, out), label, out)
         check_training_log_group(pipeline, clients, out)
-        arn = start(pipeline, clients, overrides, out)
+        arn = start(pipeline, clients, run_input, out)
         if args.no_follow:
             print("not following: `make train ARGS=--attach` follows it, `make train ARGS=--stop` stops it", file=out)
             return 0
     try:
-        return follow(pipeline, clients, arn, out, sleep=sleep, poll_seconds=poll_seconds, clock=clock)
+        return follow(
+            pipeline,
+            clients,
+            arn,
+            out,
+            sleep=sleep,
+            poll_seconds=poll_seconds,
+            clock=clock,
+            settings_file=selection.environment.label,
+        )
     except KeyboardInterrupt:
         print(
             "\ndetached: the execution and its SageMaker job keep running "

@@ -24,7 +24,9 @@ from config import load_settings
 from stacks.app_builder import STACK_PREFIX, build_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
-CDK_CONTEXT: dict[str, Any] = json.loads((ROOT / "cdk.json").read_text())["context"]
+# cdk.json's feature flags and the code's defaults in a fixed region, not a committed deployment (config/<env>.json):
+# changing what a team deploys does not change the tests; tests/test_settings.py checks the committed files.
+CDK_CONTEXT: dict[str, Any] = {**json.loads((ROOT / "cdk.json").read_text())["context"], "region": "us-east-1"}
 _OUT = Path(tempfile.mkdtemp(prefix="legal-gptj-synth-"))
 atexit.register(shutil.rmtree, _OUT, ignore_errors=True)  # every synth of this test process, once it ends
 

@@ -16,11 +16,13 @@ NODE_BIN = Path(sys.executable).parent
 
 
 def run_app(outdir: Path, **overrides: object) -> subprocess.CompletedProcess[str]:
+    """app.py as the CLI runs it with cdk.json's context: the settings come from config/default.json (its region)."""
+    flags = {k: v for k, v in CDK_CONTEXT.items() if k != "region"}
     env = {
         **os.environ,
         "PATH": f"{NODE_BIN}{os.pathsep}{os.environ['PATH']}",
         "CDK_OUTDIR": str(outdir),
-        "CDK_CONTEXT_JSON": json.dumps({**CDK_CONTEXT, **overrides}),
+        "CDK_CONTEXT_JSON": json.dumps({**flags, **overrides}),
     }
     return subprocess.run([sys.executable, "app.py"], cwd=ROOT, env=env, capture_output=True, text=True, check=False)
 
@@ -34,6 +36,11 @@ def test_two_synths_are_byte_identical(tmp_path: Path) -> None:
     assert names and names == sorted(p.name for p in second.glob("*.template.json"))
     for name in [*names, "manifest.json"]:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    # Without -c, the app synthesizes the committed file: its region decides where every stack goes.
+    committed = json.loads((ROOT / "config" / "default.json").read_text())
+    manifest = json.loads((first / "manifest.json").read_text())
+    regions = {a["environment"].rsplit("/", 1)[-1] for a in manifest["artifacts"].values() if "environment" in a}
+    assert regions == {committed["region"]}
 
 
 def test_bad_setting_stops_the_app_with_one_line(tmp_path: Path) -> None:
@@ -67,3 +74,11 @@ def test_setting_rejected_while_building_stacks_is_one_line_too(tmp_path: Path) 
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: invalid setting endpoint_instance_type='ml.g4dn.xlarge'")
+
+
+def test_an_unknown_environment_stops_the_app_with_one_line(tmp_path: Path) -> None:
+    result = run_app(tmp_path, env="prod")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "error: ENV=prod: no settings file config/prod.json (committed environments: default)"
+    ]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 
+from config import load_settings
 from config.__main__ import markdown_table
 from tests.synth import ROOT
 
@@ -18,3 +20,13 @@ def test_readme_configuration_table_is_current() -> None:
 def test_readme_shows_the_two_setup_commands() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make synth" in readme and "make test" in readme
+
+
+def test_readme_shows_the_settings_file_before_how_to_deploy() -> None:
+    readme = (ROOT / "README.md").read_text()
+    settings_file = readme.index("## The deployment is a committed file")
+    assert settings_file < readme.index("## Deploying, reviewing, destroying")
+    example = re.search(r"```json\n(.*?)\n```", readme[settings_file:], re.DOTALL)
+    assert example, "the settings file's example is gone"
+    values = json.loads(example.group(1))
+    assert load_settings(values).region == values["region"]  # an example that loads, as the app would load it

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
 import pytest
 
 from config import SettingError, Settings, load_settings, settings_table
-from tests.synth import CDK_CONTEXT
+from config.environment import DEFAULT_ENV, ENV_KEY, check_cdk_json, environments, load_environment
+from tests.synth import CDK_CONTEXT, ROOT
 
 BASE = {"region": "us-east-1"}
 
@@ -114,3 +117,115 @@ def test_table_documents_every_key() -> None:
     rows = settings_table()
     assert [row["key"] for row in rows] == [f.name for f in dataclasses.fields(Settings)]
     assert all(row["allowed"] and row["meaning"] and row["group"] for row in rows)
+
+
+# --- the committed settings files (config/<env>.json) ------------------------------------------------------------
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.json"
+    path.write_text(text)
+    return path
+
+
+def test_every_committed_settings_file_loads() -> None:
+    names = environments()
+    assert DEFAULT_ENV in names
+    for name in names:
+        assert load_environment({ENV_KEY: name}).region
+
+
+def test_cdk_json_holds_no_setting() -> None:
+    check_cdk_json()
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+    assert not [key for key in context if key in {f.name for f in dataclasses.fields(Settings)}]
+
+
+def test_a_setting_in_cdk_json_is_refused_naming_it(tmp_path: Path) -> None:
+    cdk_json = write(tmp_path, "cdk", json.dumps({"context": {"@aws-cdk/x:y": True, "epochs": 1}}))
+    with pytest.raises(SettingError) as caught:
+        check_cdk_json(cdk_json)
+    assert str(caught.value) == (
+        "cdk.json: epochs is a setting: it belongs in config/<env>.json, not in cdk.json's context"
+    )
+
+
+def test_the_file_sets_what_it_names_and_the_defaults_the_rest(tmp_path: Path) -> None:
+    write(tmp_path, "prod", json.dumps({"region": "eu-west-1", "epochs": 2}))
+    settings = load_environment({ENV_KEY: "prod"}, tmp_path)
+    assert (settings.region, settings.epochs, settings.doc_count) == ("eu-west-1", 2, Settings.doc_count)
+
+
+def test_command_line_context_wins_over_the_file(tmp_path: Path) -> None:
+    write(tmp_path, "default", json.dumps({"region": "us-east-1", "epochs": 2}))
+    settings = load_environment({"epochs": "1", "@aws-cdk/core:flag": True}, tmp_path)
+    assert settings.epochs == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"region": "us-east-1",}', "config-test/x.json: not valid JSON: Expecting property name"),
+        ('["region"]', "config-test/x.json: expected a JSON object of settings, got list"),
+        (
+            '{"region": "us-east-1", "doc_cuont": 5}',
+            "config-test/x.json: unknown setting doc_cuont=5: not one of the keys in the README's table "
+            "(did you mean doc_count?)",
+        ),
+        (
+            '{"region": "us-east-1", "epochs": 0}',
+            "config-test/x.json: invalid setting epochs=0: expected an integer from 1 to 100",
+        ),
+        ('{"epochs": 2}', "config-test/x.json: invalid setting region='': expected an AWS region"),
+        (
+            '{"region": "us-east-1", "@aws-cdk/core:x": true}',
+            "config-test/x.json: @aws-cdk/core:x is not a setting (CDK feature flags belong in cdk.json)",
+        ),
+    ],
+)
+def test_a_bad_file_is_one_line_naming_it(tmp_path: Path, text: str, message: str) -> None:
+    folder = tmp_path / "config-test"
+    folder.mkdir()
+    write(folder, "x", text)
+    with pytest.raises(SettingError) as caught:
+        load_environment({ENV_KEY: "x"}, folder)
+    assert "\n" not in str(caught.value)
+    assert message in str(caught.value)
+    assert str(caught.value).split(": ")[0].endswith("config-test/x.json")
+
+
+def test_a_bad_command_line_value_is_not_blamed_on_the_file(tmp_path: Path) -> None:
+    write(tmp_path, "default", json.dumps({"region": "us-east-1"}))
+    with pytest.raises(SettingError) as caught:
+        load_environment({"epochs": "0"}, tmp_path)
+    assert str(caught.value) == "invalid setting epochs=0: expected an integer from 1 to 100"
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ("prod", "ENV=prod: no settings file "),
+        ("../cdk", "invalid environment ENV='../cdk': expected lowercase letters, digits and hyphens"),
+    ],
+)
+def test_an_unknown_or_malformed_environment_is_one_line(tmp_path: Path, env: str, message: str) -> None:
+    write(tmp_path, "default", json.dumps({"region": "us-east-1"}))
+    with pytest.raises(SettingError) as caught:
+        load_environment({ENV_KEY: env}, tmp_path)
+    assert str(caught.value).startswith(message)
+    if env == "prod":
+        assert str(caught.value).endswith("prod.json (committed environments: default)")
+
+
+def test_the_readme_table_marks_the_region_required() -> None:
+    (region,) = [row for row in settings_table() if row["key"] == "region"]
+    assert region["default"] == "(required)"
+
+
+def test_python_m_config_check_checks_every_committed_file(capsys: pytest.CaptureFixture[str]) -> None:
+    from config.__main__ import check
+
+    assert check([]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"config/{name}.json: ok" for name in environments()]
+    assert check(["nope"]) == 1
+    assert capsys.readouterr().err.startswith("error: ENV=nope: no settings file")

@@ -151,13 +151,20 @@ def test_happy_path_starts_follows_and_says_how_to_deploy(moto_server: MotoServe
 
     assert status == 0, printed
     execution = execution_of(stack[1])
-    assert json.loads(execution.execution_input) == {"epochs": 1, "method": "lora"}
+    # Every run setting, so the execution runs what was estimated whatever the deployed defaults are.
+    assert json.loads(execution.execution_input) == {"doc_count": 693, "epochs": 1, "method": "lora"}
     job = state["job"]
     assert job == f"legal-gptj-{execution.name}"
     lines = printed.splitlines()
-    assert lines[0].startswith(f"Cost estimate for {REGION}")
-    assert "method lora" in printed and "x 1 epochs" in printed
-    started = lines.index(f"started execution {execution.name} of {stack[0]} in {REGION}")
+    assert lines[0] == (
+        f"Cost estimate for this execution (config/default.json, epochs=1, method=lora) in {REGION} (USD)"
+    )
+    assert "693 documents x 1 epochs = ~13.0 M tokens, method lora" in printed
+    assert "(derived: not measured:" in printed  # LoRA's throughput, from the measured full fine-tuning
+    started = lines.index(
+        f'started execution {execution.name} of {stack[0]} in {REGION}, input {{"doc_count": 693, "epochs": 1, '
+        '"method": "lora"}'
+    )
     assert f"training job: {job} " in lines[started + 1]
     assert f"https://{REGION}.console.aws.amazon.com/sagemaker/home?region={REGION}#/jobs/{job}" in printed
     assert "Ctrl-C detaches; the execution and its job keep running" in printed
@@ -169,7 +176,11 @@ def test_happy_path_starts_follows_and_says_how_to_deploy(moto_server: MotoServe
     ]
     assert "[0:30:00] execution SUCCEEDED" in printed
     assert f"model: s3://bucket/models/{job}/output/model/" in printed
-    assert lines[-1] == f'deploy it with: make deploy C="fine_tuned_job={job}"'
+    # The line to put into the committed file, not a command line that would deploy without the other settings.
+    assert lines[-2:] == [
+        "serve it: put this line in config/default.json (in place of its fine_tuned_job), commit, `make deploy`:",
+        f'  "fine_tuned_job": "{job}",',
+    ]
 
 
 def test_a_missing_training_log_group_is_reported_once(moto_server: MotoServer, stack: tuple[str, str]) -> None:
@@ -188,12 +199,66 @@ def test_a_missing_training_log_group_is_reported_once(moto_server: MotoServer, 
 def test_the_cost_estimate_hook_runs_before_the_start(
     moto_server: MotoServer, stack: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls: list[dict[str, object]] = []
-    monkeypatch.setattr(train, "print_cost_estimate", lambda pipeline, overrides, out: calls.append(dict(overrides)))
+    calls: list[tuple[int, int, str]] = []
+    monkeypatch.setattr(
+        train, "print_cost_estimate", lambda s, label, out: calls.append((s.doc_count, s.epochs, s.method))
+    )
     status, printed = run(stack, factory(moto_server), "--doc-count", "250", "--no-follow")
-    assert (status, calls) == (0, [{"doc_count": 250}])
-    assert json.loads(execution_of(stack[1]).execution_input) == {"doc_count": 250}
+    assert (status, calls) == (0, [(250, 3, "full")])
+    assert json.loads(execution_of(stack[1]).execution_input) == {"doc_count": 250, "epochs": 3, "method": "full"}
     assert "make train ARGS=--attach" in printed
+
+
+def test_c_reaches_the_execution_input_as_the_flags_do(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+    status, printed = run(stack, factory(moto_server), "--C", "epochs=1", "--no-follow")
+    assert status == 0, printed
+    assert json.loads(execution_of(stack[1]).execution_input)["epochs"] == 1
+    assert printed.startswith(f"Cost estimate for this execution (config/default.json with epochs=1) in {REGION}")
+    assert "693 documents x 1 epochs" in printed
+
+
+def test_the_estimate_is_for_the_deployed_instance_type(moto_server: MotoServer) -> None:
+    sfn = moto_server.client("stepfunctions")
+    machine = sfn.create_state_machine(name=f"p4d-{uuid.uuid4().hex[:8]}", definition=DEFINITION, roleArn=ROLE_ARN)
+    name = f"LegalGptjTraining{uuid.uuid4().hex[:6]}"
+    outputs = {"StateMachineArn": machine["stateMachineArn"], "JobKind": "training", "InstanceType": "ml.p4d.24xlarge"}
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in outputs.items()},
+    }
+    moto_server.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+    status, printed = run((name, machine["stateMachineArn"]), factory(moto_server), "--no-follow")
+    assert status == 0, printed
+    assert f"warning: the deployed {name} differs from the settings file (training_instance_type=ml.p4d.24xlarge" in (
+        printed
+    )
+    assert "1 x ml.p4d.24xlarge" in printed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--C", "learning_rate=1e-4"],
+            "error: C= sets learning_rate=0.0001: a run may change doc_count, epochs, method only (the state machine "
+            "accepts no other input); learning_rate is deployed configuration: change config/default.json and run "
+            "`make deploy`\n",
+        ),
+        (["--C", "epochs=1", "--epochs", "2"], "error: C= sets epochs=1 but --epochs 2: give one\n"),
+        (
+            ["--C", "epochs 1"],
+            "error: C='epochs 1': 'epochs' is not key=value: expected key=value, e.g. doc_count=250\n",
+        ),
+    ],
+)
+def test_what_a_run_cannot_change_is_refused_before_any_call(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_calls(service: str, region: str) -> Any:
+        raise AssertionError("no AWS call expected")
+
+    assert train.main(["--region", REGION, *args], clients=no_calls, out=io.StringIO()) == 1
+    assert capsys.readouterr().err == message
 
 
 def test_a_failed_run_prints_its_cause_and_exits_1(moto_server: MotoServer, stack: tuple[str, str]) -> None:
@@ -341,3 +406,7 @@ def test_the_stack_name_is_the_apps() -> None:
 def test_a_malformed_context_value_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert train.main(["-c", "doc_count"]) == 1
     assert capsys.readouterr().err == "error: expected -c key=value, got 'doc_count'\n"
+
+
+def test_the_run_settings_are_the_state_machines_input_keys() -> None:
+    assert train.OVERRIDABLE_INPUT == ("doc_count", "epochs", "method")

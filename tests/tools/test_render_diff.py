@@ -1,0 +1,172 @@
+"""The pull-request comment (tools/render_diff.py): settings that differ from the defaults, cost before and after,
+each stack diffed once, and long JSON strings as readable line-by-line diffs of their pretty-printed form."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools import render_diff
+
+BASE_SETTINGS = {"region": "us-east-1", "epochs": 3}
+DEFINITION = {
+    "Comment": "a long state machine " + "x" * 200,
+    "States": {"Train": {"Type": "Task", "Arguments": {"epochs": "3", "Resource": "arn:PLACEHOLDER:sagemaker"}}},
+}
+
+
+def machine(epochs: str) -> dict[str, Any]:
+    """A template whose definition is an Fn::Join around an intrinsic, as the CDK writes it."""
+    text = json.dumps({**DEFINITION, "States": {"Train": {**DEFINITION["States"]["Train"]}}}, separators=(",", ":"))
+    text = text.replace('"epochs":"3"', f'"epochs":"{epochs}"')
+    before, after = text.split("PLACEHOLDER")
+    joined = {"Fn::Join": ["", [before, {"Ref": "AWS::Partition"}, after]]}
+    return {
+        "Resources": {"Machine": {"Type": "AWS::StepFunctions::StateMachine", "Properties": {"Definition": joined}}}
+    }
+
+
+def test_a_one_value_change_in_a_joined_definition_is_one_changed_line() -> None:
+    (diff,) = render_diff.string_diffs(machine("3"), machine("1"))
+    assert diff.path == "Resources.Machine.Properties.Definition"
+    changed = [line for line in diff.lines if line.startswith(("+", "-"))]
+    assert changed == ['-        "epochs": "3",', '+        "epochs": "1",']
+    assert any('"Resource": "arn:${AWS::Partition}:sagemaker"' in line for line in diff.lines)
+
+
+def test_short_strings_and_equal_templates_give_no_readable_diff() -> None:
+    assert list(render_diff.string_diffs(machine("3"), machine("3"))) == []
+    assert list(render_diff.string_diffs({"a": {"b": "short"}}, {"a": {"b": "other"}})) == []
+
+
+def test_text_that_is_not_json_is_split_at_its_structure() -> None:
+    lines = render_diff.pretty('{"a":[1,${Token}],"b":"x,{y}"}')
+    assert lines == ["{", '  "a":[', "    1,", "    ${Token}", "  ],", '  "b":"x,{y}"', "}"]
+
+
+def test_over_long_cli_lines_are_cut_and_point_below() -> None:
+    text = render_diff.shorten_long_lines("short\n" + "[-] " + "y" * 1000, limit=100)
+    short, long = text.splitlines()
+    assert short == "short"
+    assert long.startswith("[-] yyy") and long.endswith("(1,004 characters: pretty-printed diff below)")
+    assert len(long) < 200
+
+
+def test_settings_rows_show_what_differs_from_the_defaults_and_what_changed() -> None:
+    rows = render_diff.settings_rows(BASE_SETTINGS, {"region": "us-east-1", "epochs": 1, "use_spot": True})
+    assert rows == [
+        ("region", "(required)", "us-east-1", "us-east-1"),
+        ("epochs", "3", "3", "1"),
+        ("use_spot", "false", "false", "true"),
+    ]
+    text = "\n".join(render_diff.settings_section("config/default.json", BASE_SETTINGS, {**BASE_SETTINGS, "epochs": 1}))
+    assert "| **`epochs`** | `3` | `3` | **`1`** |" in text
+    assert "| `region` | `(required)` | `us-east-1` | `us-east-1` |" in text
+
+
+def fake_cli(calls: list[tuple[str, str]]) -> Any:
+    def run(stack: str, after: Path, before: Path) -> str:
+        calls.append((stack, before.name))
+        return f"Stack {stack}\n[~] something changed\n" + "[-] " + "z" * 400
+
+    return run
+
+
+def write_assembly(folder: Path, templates: dict[str, dict[str, Any]]) -> Path:
+    folder.mkdir()
+    for stack, template in templates.items():
+        (folder / f"{stack}.template.json").write_text(json.dumps(template))
+    return folder
+
+
+def test_the_comment_opens_with_settings_and_cost_then_each_stack_once(tmp_path: Path) -> None:
+    before = write_assembly(tmp_path / "before", {"LegalGptjTraining": machine("3")})
+    after = write_assembly(tmp_path / "after", {"LegalGptjTraining": machine("1"), "LegalGptjDataset": {}})
+    calls: list[tuple[str, str]] = []
+    text = render_diff.render(
+        env_label="config/default.json",
+        settings_before=BASE_SETTINGS,
+        settings_after={**BASE_SETTINGS, "epochs": 1},
+        before_dir=before,
+        after_dir=after,
+        run_cli=fake_cli(calls),
+    )
+    sections = [line for line in text.splitlines() if line.startswith("##")]
+    assert sections == [
+        "## cdk diff: `config/default.json`",
+        "### Settings (config/default.json) that differ from the defaults",
+        "### Cost before and after",
+        "### Stacks, each diffed once against the templates in the before folder",
+    ]
+    # Each stack once; a stack without a template before is diffed against an empty one (a new stack).
+    assert calls == [
+        ("LegalGptjDataset", "empty.template.json"),
+        ("LegalGptjTraining", "LegalGptjTraining.template.json"),
+    ]
+    assert "<code>LegalGptjDataset</code>: new stack" in text
+    assert "`Resources.Machine.Properties.Definition`, pretty-printed:" in text
+    assert '+        "epochs": "1",' in text
+    assert "z" * 400 not in text
+    assert "**Training run, on demand: $139 → $46; endpoints at minimum capacity: $0.00/h → $0.00/h**" in text
+
+
+def test_a_failed_synth_shows_its_log_and_no_stack_diff(tmp_path: Path) -> None:
+    log = "\n".join(f"line {n}" for n in range(100)) + "\nerror: invalid setting epochs=0: expected an integer"
+    text = render_diff.render(
+        env_label="config/default.json",
+        settings_before=BASE_SETTINGS,
+        settings_after={**BASE_SETTINGS, "epochs": 0},
+        before_dir=None,
+        after_dir=tmp_path / "missing",
+        synth_log=log,
+        synth_status=1,
+        run_cli=fake_cli([]),
+    )
+    assert "### Synth failed (exit status 1): no diff" in text
+    assert "error: invalid setting epochs=0: expected an integer" in text
+    assert "line 0\n" not in text  # the end of the log only
+    assert "> **error**: config/default.json: invalid setting epochs=0" in text
+    assert "### Stacks" not in text
+
+
+def test_without_a_base_settings_file_the_comment_says_so(tmp_path: Path) -> None:
+    after = write_assembly(tmp_path / "after", {})
+    text = render_diff.render(
+        env_label="config/default.json",
+        settings_before=None,
+        settings_after=BASE_SETTINGS,
+        before_dir=None,
+        after_dir=after,
+        run_cli=fake_cli([]),
+    )
+    assert "The base branch has no such settings file." in text
+
+
+def test_the_command_line_refuses_a_missing_before_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert render_diff.main(["--before", str(tmp_path / "nope")]) == 1
+    assert capsys.readouterr().err == f"error: --before {tmp_path / 'nope'}: no such folder of templates\n"
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not render_diff.CDK.exists(), reason="run `make setup` for the pinned CLI")
+def test_changing_epochs_shows_as_one_readable_line_through_the_pinned_cli() -> None:
+    """The done-when of issue 13, offline: epochs changed in the settings, two synths, the pinned CLI's diff."""
+    from tests.synth import synth
+
+    before, after = synth(), synth(epochs=1)
+    text = render_diff.render(
+        env_label="config/default.json",
+        settings_before=BASE_SETTINGS,
+        settings_after={**BASE_SETTINGS, "epochs": 1},
+        before_dir=before.outdir,
+        after_dir=after.outdir,
+    )
+    assert "<code>LegalGptjDataset</code>: no changes" in text
+    assert "<code>LegalGptjServing</code>: no changes" in text
+    assert "[~] AWS::StepFunctions::StateMachine Pipeline/StateMachine" in text
+    readable = text.split("DefinitionString`, pretty-printed:", 1)[1]
+    changed = [line for line in readable.splitlines() if line.startswith(("+", "-"))]
+    assert len(changed) == 2 and changed[0].endswith(': 3 %}",') and changed[1].endswith(': 1 %}",')
