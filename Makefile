@@ -16,12 +16,15 @@ CONTEXT := $(foreach kv,$(C),-c $(kv))
 ARGS ?=
 # make bench-estimate: the bench.json of a GPU run of training/bench.py
 BENCH ?= bench-out/bench.json
+# make deploy and make train run `make preflight` first (read-only checks); SKIP_PREFLIGHT=1 skips it.
+SKIP_PREFLIGHT ?=
+preflight_first = $(if $(SKIP_PREFLIGHT),@echo "preflight skipped (SKIP_PREFLIGHT=1)",$(BIN)/python -m ops.preflight --for $(1) $(CONTEXT))
 
 STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
 NODE_STAMP := $(STAMPS)/node
 
-.PHONY: help setup synth test test-e2e lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke clean
+.PHONY: help setup synth test test-e2e lint typecheck unit deploy diff destroy bootstrap preflight bench-prep bench-wheels cost bench-estimate invoke clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -62,7 +65,11 @@ test-e2e: setup ## The slow end-to-end runs (pytest -m e2e); .ci/run calls it af
 bootstrap: setup ## cdk bootstrap the configured account/region (once per account and region)
 	$(CDK) bootstrap $(CONTEXT) $(ARGS)
 
-deploy: setup ## cdk deploy --all (forward settings with C="key=value ...")
+preflight: setup ## Read-only checks of quotas, bootstrap, log group, Lambda concurrency for the settings (C=...)
+	$(BIN)/python -m ops.preflight $(CONTEXT) $(ARGS)
+
+deploy: setup ## cdk deploy --all (forward settings with C="key=value ..."), after make preflight
+	$(call preflight_first,deploy)
 	$(CDK) deploy --all $(CONTEXT) $(ARGS)
 
 diff: setup ## cdk diff for every stack
@@ -80,6 +87,7 @@ bench-wheels: setup ## Wheels of the pinned transformers and peft in .whl/ for b
 
 .PHONY: train
 train: setup ## Start the deployed training pipeline and follow it (ARGS="--epochs 1 --method lora", "--stop", ...)
+	$(if $(filter --stop --attach,$(ARGS)),,$(call preflight_first,train))
 	$(BIN)/python -m ops.train $(CONTEXT) $(ARGS)
 
 cost: setup ## Estimate training and endpoint cost for the settings (C="key=value ...")

@@ -1,4 +1,4 @@
-"""Every expected failure of `make train` and `make invoke` is one line naming what to do, with exit
+"""Every expected failure of `make train`, `make invoke` and `make preflight` is one line naming what to do, with exit
 status 1 and no traceback. Each case drives the command's entry point with the process environment an operator
 would have: no credentials at all; every call sent to an address on loopback where nothing listens; and, for the
 rest, moto on loopback (a stack that is not deployed, an endpoint that is missing or still being created, an IAM
@@ -15,13 +15,14 @@ from botocore.retries.standard import ThrottledRetryableChecker
 from moto.backends import get_backend
 
 from fakes.moto_server import ACCOUNT, REGION
-from ops import aws, errors, invoke, train
+from ops import aws, errors, invoke, preflight, train
 from tests.ops.loopback import Loopback, unreachable_url
 
 Command = Callable[[], int]
 COMMANDS: dict[str, Command] = {
     "train": lambda: train.main(["--region", REGION], out=io.StringIO()),
     "invoke": lambda: invoke.main(["--prompt", "His Honour Judge Richards:"]),
+    "preflight": lambda: preflight.main([]),
 }
 
 
@@ -68,8 +69,9 @@ def test_throttled(account: Loopback, capsys: pytest.CaptureFixture[str], comman
     account.standin.state.throttle = True
     account.point_at(account.standin.url)
     message = one_line(capsys, COMMANDS[command]())
+    operation = "GetCallerIdentity" if command == "preflight" else "DescribeStacks"
     assert message == (
-        "AWS throttled DescribeStacks (Throttling) even after retries: wait a minute and run again (other tools "
+        f"AWS throttled {operation} (Throttling) even after retries: wait a minute and run again (other tools "
         "calling the same API in this account and region share its rate)"
     )
 
