@@ -20,11 +20,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from config.settings import LAMBDA_MIN_UNRESERVED, Settings
+from ops.aws import fresh_botocore_session
 from ops.context import cdk_context, parse_overrides, project_settings
 from ops.errors import client_error_code, describe_client_error, run_command
 from stacks.constructs.training_job_role import TRAINING_LOG_GROUP
@@ -57,13 +57,13 @@ class Clients:
 
     def __init__(self, region: str) -> None:
         self.region = region
-        self._session = boto3.session.Session(region_name=region)
+        self._session = fresh_botocore_session()
         self._config = Config(retries={"mode": "standard"})
         self._clients: dict[str, Any] = {}
 
     def __call__(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = self._session.client(service, config=self._config)
+            self._clients[service] = self._session.create_client(service, region_name=self.region, config=self._config)
         return self._clients[service]
 
 
