@@ -35,7 +35,13 @@ DEFAULT_QUALIFIER = "hnb659fds"  # the CDK's DefaultStackSynthesizer.DEFAULT_QUA
 # The synthesized templates' CheckBootstrapVersion rule refuses versions 1-5, and the cloud assembly says
 # requiresBootstrapStackVersion 6 (a test reads it from a synth).
 REQUIRED_BOOTSTRAP_VERSION = 6
-USABLE_STACK_STATES = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE"}
+USABLE_STACK_STATES = {
+    "CREATE_COMPLETE",
+    "UPDATE_COMPLETE",
+    "UPDATE_ROLLBACK_COMPLETE",
+    "IMPORT_COMPLETE",
+    "IMPORT_ROLLBACK_COMPLETE",
+}
 # Lambda's "Concurrent executions" quota (Service Quotas code for service lambda).
 LAMBDA_CONCURRENCY_QUOTA = "L-B99A9384"
 SCOPES = ("deploy", "train")
