@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from moto.backends import get_backend
 
 from fakes.aws_standin import LambdaConcurrency, Quota, StandIn
 from fakes.moto_server import ACCOUNT, REGION
@@ -184,6 +185,22 @@ def test_an_old_bootstrap_version(account: Loopback, capsys: pytest.CaptureFixtu
     assert one_error_per_line(err) == [
         "the CDK bootstrap in us-east-1 is version 5; these templates need 6 or newer: run `make bootstrap` to "
         "upgrade it"
+    ]
+
+
+def test_a_bootstrap_stack_that_failed(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    ready(account)
+    stacks = get_backend("cloudformation")[ACCOUNT][REGION].stacks  # type: ignore[index]
+    (toolkit,) = [s for s in stacks.values() if s.name == preflight.TOOLKIT_STACK and s.status != "DELETE_COMPLETE"]
+    toolkit.status = "ROLLBACK_COMPLETE"  # what a failed first `cdk bootstrap` leaves
+    try:
+        status, _, err = run(capsys)
+    finally:
+        toolkit.status = "CREATE_COMPLETE"
+    assert status == 1
+    assert one_error_per_line(err) == [
+        "the CDK bootstrap stack CDKToolkit in us-east-1 is ROLLBACK_COMPLETE: let it finish, or delete it in the "
+        "CloudFormation console if it failed, then run `make bootstrap`"
     ]
 
 
