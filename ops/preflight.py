@@ -15,9 +15,11 @@ account gets a table of what was checked. Only Get, Describe and List calls: not
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from botocore.config import Config
@@ -25,10 +27,11 @@ from botocore.exceptions import ClientError
 
 from config.settings import LAMBDA_MIN_UNRESERVED, Settings
 from ops.aws import fresh_botocore_session
-from ops.context import cdk_context, parse_overrides, project_settings
+from ops.context import parse_overrides, project_settings
 from ops.errors import client_error_code, describe_client_error, run_command
 from stacks.constructs.training_job_role import TRAINING_LOG_GROUP
 
+CDK_JSON = Path(__file__).resolve().parents[1] / "cdk.json"
 TOOLKIT_STACK = "CDKToolkit"
 QUALIFIER_KEY = "@aws-cdk/core:bootstrapQualifier"
 DEFAULT_QUALIFIER = "hnb659fds"  # the CDK's DefaultStackSynthesizer.DEFAULT_QUALIFIER (a test checks)
@@ -282,7 +285,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> int:
     settings = project_settings(args.context)
-    context = {**cdk_context(), **parse_overrides(args.context)}
+    # The qualifier is the CDK's own context (cdk.json, -c), not one of the app's settings.
+    context = {**json.loads(CDK_JSON.read_text())["context"], **parse_overrides(args.context)}
     qualifier = str(context.get(QUALIFIER_KEY) or DEFAULT_QUALIFIER)
     clients = Clients(args.region or settings.region)
     identity = clients("sts").get_caller_identity()

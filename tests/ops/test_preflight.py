@@ -188,6 +188,18 @@ def test_an_old_bootstrap_version(account: Loopback, capsys: pytest.CaptureFixtu
     ]
 
 
+def test_the_bootstrap_qualifier_comes_from_the_cdk_context(
+    account: Loopback, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ready(account)
+    status, _, err = run(capsys, "-c", "@aws-cdk/core:bootstrapQualifier=team42")
+    assert status == 1
+    assert one_error_per_line(err) == [
+        "the SSM parameter /cdk-bootstrap/team42/version that the templates check is missing in us-east-1 "
+        "(bootstrapped with another qualifier?): run `make bootstrap`"
+    ]
+
+
 def test_a_bootstrap_stack_that_failed(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
     ready(account)
     stacks = get_backend("cloudformation")[ACCOUNT][REGION].stacks  # type: ignore[index]
