@@ -25,6 +25,9 @@ CDK_RUN = $(BIN)/python -m ops.cdk
 OUT ?= cdk.out
 # make bench-estimate: the bench.json of a GPU run of training/bench.py
 BENCH ?= bench-out/bench.json
+# make deploy and make train run `make preflight` first (read-only checks); SKIP_PREFLIGHT=1 skips it.
+SKIP_PREFLIGHT ?=
+preflight_first = $(if $(SKIP_PREFLIGHT),@echo "preflight skipped (SKIP_PREFLIGHT=1)",$(BIN)/python -m ops.preflight --for $(1) $(SETTINGS))
 
 STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
@@ -33,7 +36,7 @@ NODE_STAMP := $(STAMPS)/node
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(STAMPS)/scan
 
-.PHONY: help setup scan-setup scan synth test test-e2e lint typecheck unit deploy diff destroy bootstrap bench-prep bench-wheels cost bench-estimate invoke review clean
+.PHONY: help setup scan-setup scan synth test test-e2e lint typecheck unit deploy diff destroy bootstrap preflight bench-prep bench-wheels cost bench-estimate invoke review clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -88,7 +91,11 @@ test-e2e: setup scan-setup ## The slow end-to-end runs (pytest -m e2e), the IaC 
 bootstrap: setup ## cdk bootstrap the configured account/region (once per account and region)
 	$(CDK_RUN) bootstrap $(SETTINGS) -- $(ARGS)
 
-deploy: setup ## cdk deploy --all of config/$(ENV).json (a C= that changes it needs TRIAL=1)
+preflight: setup ## Read-only checks of quotas, bootstrap, log group, Lambda concurrency for config/$(ENV).json
+	$(BIN)/python -m ops.preflight $(SETTINGS) $(ARGS)
+
+deploy: setup ## cdk deploy --all of config/$(ENV).json after make preflight (a C= that changes it needs TRIAL=1)
+	$(call preflight_first,deploy)
 	$(CDK_RUN) deploy $(SETTINGS) $(if $(filter 1 true yes,$(TRIAL)),--trial) -- --all $(ARGS)
 
 diff: setup ## cdk diff of config/$(ENV).json against the deployed stacks, each stack once
@@ -106,6 +113,7 @@ bench-wheels: setup ## Wheels of the pinned transformers and peft in .whl/ for b
 
 .PHONY: train
 train: setup ## Start the deployed pipeline, estimate and follow the run (ARGS="--epochs 1", C="epochs=1", "--stop")
+	$(if $(filter --stop --attach,$(ARGS)),,$(call preflight_first,train))
 	$(BIN)/python -m ops.train $(SETTINGS) $(ARGS)
 
 # make review BEFORE=/tmp/base: what the pull-request comment would say, offline, against a baseline synthesized

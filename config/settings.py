@@ -26,6 +26,12 @@ ZENODO_DATASET_URL = "https://zenodo.org/records/7152317/files/dataset.zip?downl
 # Seen only in a third-party configuration (DESIGN.md §2): a mismatch stops the prep with both checksums printed.
 ZENODO_DATASET_MD5 = "c77948fe580d26200f5c9fe53b81485d"
 
+# Lambda refuses a reservation that leaves an account fewer unreserved concurrent executions than this (or than its
+# whole quota, where that is smaller: new accounts get 10), and accounts start with a quota of 1,000.
+# docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html; ops/preflight.py checks the real account.
+LAMBDA_MIN_UNRESERVED = 100
+LAMBDA_DEFAULT_CONCURRENCY_QUOTA = 1000
+
 Check = Callable[[Any], bool]
 
 
@@ -134,6 +140,16 @@ class Settings:
         "Pinned md5 of dataset.zip, checked before the archive is opened.",
         _matches(r"|[0-9a-f]{32}"),
         "dataset",
+    )
+    prep_reserved_concurrency: int = _integer(
+        0,
+        0,
+        LAMBDA_DEFAULT_CONCURRENCY_QUOTA - LAMBDA_MIN_UNRESERVED,
+        "Concurrency reserved for the dataset prep Lambda; 0 reserves none. Runs of one dataset take turns without "
+        "it (a lock object). Lambda refuses a reservation that leaves the account fewer than 100 unreserved "
+        "executions (none at all in new accounts, whose quota is 10): `make preflight` checks the account.",
+        "dataset",
+        also=" (the default account quota of 1000 less the 100 Lambda keeps unreserved)",
     )
     # Training
     training_instance_type: str = _setting(

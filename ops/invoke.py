@@ -17,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from ops.context import committed_values
+from ops.errors import run_command
 from ops.lmi_request import Generation, RequestError, lmi_requests
 from ops.runtime import OUTPUT_KEYS, Clients, EndpointError, check_serving, deployed_endpoints, invoke, resolve
 
@@ -80,33 +81,28 @@ def targets(args: argparse.Namespace, clients: Clients) -> list[tuple[str, str]]
     return [resolve(args.endpoint, deployed)]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        generation = Generation(
-            text_inputs=args.prompt,
-            max_length=args.max_length,
-            max_new_tokens=args.max_new_tokens,
-            num_return_sequences=args.num_return_sequences,
-            top_k=args.top_k,
-            top_p=args.top_p,
-            temperature=args.temperature,
-            do_sample=args.do_sample,
-            return_full_text=args.full_text,
-        )
-        clients = Clients.create(args.region, args.endpoint_url)
-        chosen = targets(args, clients)
-        for _, name in chosen:
-            warning = check_serving(clients, name)
-            if warning:
-                print(f"warning: {warning}", file=sys.stderr)
-        answers = [
-            (label, name, [text for body in lmi_requests(generation) for text in invoke(clients, name, body)])
-            for label, name in chosen
-        ]
-    except (RequestError, EndpointError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+def ask(args: argparse.Namespace) -> int:
+    generation = Generation(
+        text_inputs=args.prompt,
+        max_length=args.max_length,
+        max_new_tokens=args.max_new_tokens,
+        num_return_sequences=args.num_return_sequences,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        temperature=args.temperature,
+        do_sample=args.do_sample,
+        return_full_text=args.full_text,
+    )
+    clients = Clients.create(args.region, args.endpoint_url)
+    chosen = targets(args, clients)
+    for _, name in chosen:
+        warning = check_serving(clients, name)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+    answers = [
+        (label, name, [text for body in lmi_requests(generation) for text in invoke(clients, name, body)])
+        for label, name in chosen
+    ]
     for index, (label, name, texts) in enumerate(answers):
         if len(answers) > 1:
             if index:
@@ -114,6 +110,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"=== {label} ({name}) ===")
         print(f"\n{SEPARATOR}\n".join(texts))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    return run_command(lambda: ask(args), expected=(RequestError, EndpointError))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
 """Finding and calling the GPT-J endpoints: the serving stack's outputs, the endpoint's status, the invocation.
 
-Every failure an operator can meet becomes an `EndpointError` whose message is one line saying what to do.
+What is wrong with the endpoints (not deployed, missing, still being created, failed, answering with an error)
+becomes an `EndpointError` whose message is one line saying what to do; what is wrong with reaching AWS
+(credentials, network, throttling, access) is left to `ops.errors`, which says the same for every command.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError, ReadTimeoutError
 
 from ops.aws import botocore_session, stack_outputs
+from ops.errors import OperatorError, is_access_denied
 from ops.lmi_request import ResponseError, generated_texts
 
 # Must match stacks/app_builder.py and stacks/serving_stack.py (tests/ops/test_invoke.py checks both): kept as
@@ -27,7 +30,7 @@ SERVING_STATES = {"InService", "Updating", "SystemUpdating"}
 READ_TIMEOUT_SECONDS = 70
 
 
-class EndpointError(Exception):
+class EndpointError(OperatorError):
     """An endpoint that cannot be found or called, or a call that failed. The message is one line."""
 
 
@@ -41,7 +44,8 @@ class Clients:
     def create(cls, region: str, endpoint_url: str | None = None) -> Clients:
         """Clients for one region; `endpoint_url` points all three at one address (a local stand-in, a proxy)."""
         session = boto3.session.Session(region_name=region, botocore_session=botocore_session())
-        config = Config(read_timeout=READ_TIMEOUT_SECONDS, retries={"mode": "standard", "max_attempts": 3})
+        # Standard retries (3 attempts unless AWS_MAX_ATTEMPTS or the profile's max_attempts says otherwise).
+        config = Config(read_timeout=READ_TIMEOUT_SECONDS, retries={"mode": "standard"})
 
         def client(service: str) -> Any:
             return session.client(service, endpoint_url=endpoint_url, config=config)
@@ -56,11 +60,7 @@ def _error(error: ClientError) -> tuple[str, str]:
 
 def deployed_endpoints(clients: Clients) -> dict[str, str]:
     """{"base": name, "fine-tuned": name} for the endpoints the serving stack has (none, one or both)."""
-    try:
-        outputs = stack_outputs(clients.cloudformation, STACK_NAME)
-    except ClientError as error:
-        code, message = _error(error)
-        raise EndpointError(f"cannot read stack {STACK_NAME}: {code}: {message}") from None
+    outputs = stack_outputs(clients.cloudformation, STACK_NAME)
     if outputs is None:
         raise EndpointError(
             f"stack {STACK_NAME} is not deployed in {clients.cloudformation.meta.region_name}: "
@@ -90,9 +90,9 @@ def check_serving(clients: Clients, name: str) -> str | None:
         code, message = _error(error)
         if code == "ValidationException" and "Could not find endpoint" in message:
             raise EndpointError(f"endpoint {name} does not exist (deleted, or never deployed)") from None
-        if code in {"AccessDeniedException", "AccessDenied"}:
+        if is_access_denied(error):
             return None  # may invoke without being allowed to describe: let the invocation tell
-        raise EndpointError(f"cannot describe endpoint {name}: {code}: {message}") from None
+        raise
     status = endpoint["EndpointStatus"]
     if status == "Creating":
         raise EndpointError(
@@ -126,9 +126,12 @@ def invoke(clients: Clients, name: str, body: dict[str, Any]) -> list[str]:
             raise EndpointError(f"endpoint {name} answered with an error ({status}): {_one_line(original)}") from None
         if code == "ValidationError" and "not found" in message:
             raise EndpointError(f"endpoint {name} does not exist (deleted, or never deployed)") from None
-        raise EndpointError(f"invoking endpoint {name} failed: {code}: {_one_line(message)}") from None
-    except BotoCoreError as error:
-        raise EndpointError(f"invoking endpoint {name} failed: {_one_line(str(error))}") from None
+        raise
+    except ReadTimeoutError:
+        raise EndpointError(
+            f"endpoint {name} did not answer within {READ_TIMEOUT_SECONDS} s: ask for fewer tokens (--max-length, "
+            f"--max-new-tokens), or see its log group /aws/sagemaker/Endpoints/{name}"
+        ) from None
     try:
         return generated_texts(response["Body"].read())
     except (ResponseError, ValueError) as error:

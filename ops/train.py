@@ -29,7 +29,6 @@ from typing import Any, TextIO
 from urllib.parse import quote
 
 import boto3
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
 
 from config.settings import EPOCHS_RANGE, METHODS, UK_ABS_TRAIN_DOCUMENTS, Settings
 from lambdas.stop_executions.handler import (
@@ -42,6 +41,7 @@ from lambdas.stop_executions.handler import (
 from ops.aws import stack_outputs
 from ops.context import Selection, add_arguments, selection_from
 from ops.cost import estimate_lines
+from ops.errors import run_command
 from stacks.constructs.training_definition import OVERRIDABLE_INPUT
 from stacks.constructs.training_job_role import TRAINING_LOG_GROUP
 
@@ -407,21 +407,8 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None, **kwargs: Any) -> int:
-    try:
-        return run(argv, **kwargs)
-    except NoCredentialsError:
-        print(
-            "error: no AWS credentials found: configure them (aws configure, AWS_PROFILE or the AWS_* variables) "
-            "and run again",
-            file=sys.stderr,
-        )
-    except NoRegionError:
-        print("error: no AWS region: pass --region or set region in cdk.json", file=sys.stderr)
-    except (CliError, ValueError) as error:  # ValueError: a bad -c value or setting (SettingError is one)
-        print(f"error: {error}", file=sys.stderr)
-    except ClientError as error:
-        print(f"error: AWS refused the request: {error}", file=sys.stderr)
-    return 1
+    # ValueError: a bad -c value or setting (SettingError is one); AWS's and botocore's failures: ops.errors.
+    return run_command(lambda: run(argv, **kwargs), expected=(CliError, ValueError))
 
 
 if __name__ == "__main__":

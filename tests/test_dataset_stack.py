@@ -106,7 +106,7 @@ def test_prep_function_runtime_and_limits(default_app: Assembly) -> None:
             "Handler": "dataset_prep.handler.handler",
             "Runtime": "python3.14",
             "Architectures": ["arm64"],
-            "ReservedConcurrentExecutions": 1,
+            "ReservedConcurrentExecutions": Match.absent(),
             "MemorySize": 1024,
             "EphemeralStorage": {"Size": 512},
             "Timeout": 900,

@@ -22,6 +22,7 @@ BAD_VALUES: dict[str, list[object]] = {
     "validation": ["test", ""],
     "dataset_url": ["http://zenodo.org/x.zip", "ftp://x", ""],
     "dataset_md5": ["abc", "Z" * 32],
+    "prep_reserved_concurrency": [-1, 901, "one"],
     "training_instance_type": ["p3dn.24xlarge", "ml.p3dn.25xlarge", "ml.t3.medium"],
     "training_instance_count": [0, 17],
     "training_volume_gb": [10, 20000],

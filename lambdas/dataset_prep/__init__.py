@@ -32,6 +32,7 @@ from .errors import (
     PrepError,
     SinkError,
 )
+from .lock import LockLostError, LockPolicy
 from .manifest import Manifest, OutputInfo
 from .pipeline import run
 from .prep import PrepResult, find_existing, prepare
@@ -52,6 +53,8 @@ __all__ = [
     "DownloadPolicy",
     "Limits",
     "LocalDirSink",
+    "LockLostError",
+    "LockPolicy",
     "Manifest",
     "ObjectWriter",
     "OutputInfo",

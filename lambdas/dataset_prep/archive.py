@@ -2,8 +2,8 @@
 
 The whole central directory is checked before any member is read: entry count (also pre-checked from
 the end-of-central-directory record, before ``zipfile`` builds its index), per-member and total uncompressed
-size, compression ratio, absolute paths, ``..``, backslashes, symlinks and other special files, encryption and
-duplicate names. Members are then read one at a time in bounded chunks.
+size, compression ratio, absolute paths, ``..``, backslashes, symlinks and other special files (from the Unix mode
+of entries made on Unix), encryption and duplicate names. Members are then read one at a time in bounded chunks.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ _IGNORED_TOP = "__MACOSX/"
 _EOCD = b"PK\x05\x06"
 _EOCD64_LOCATOR = b"PK\x06\x07"
 _EOCD64 = b"PK\x06\x06"
+_UNIX = 3  # "version made by" host 3 (Unix): its entries keep the Unix mode in the high bits of external_attr
 
 
 def _declared_entry_count(path: Path) -> int | None:
@@ -71,6 +72,24 @@ def _check_name(name: str) -> str:
     if any(part in ("", ".") for part in parts):
         return "empty or '.' path component"
     return ""
+
+
+def _special_kind(info: zipfile.ZipInfo) -> str:
+    """Why the entry is not a regular file or folder ('' when it is one).
+
+    Only an entry made on Unix carries a Unix mode (the high 16 bits of ``external_attr``), and only its file-type
+    bits say what it is: ``zipfile.writestr`` writes permission bits alone (``0o600``), which is a regular file, and
+    entries made on DOS or Windows (``create_system`` 0) keep DOS attributes there or nothing. Reading such bits as
+    a type would refuse valid archives; only explicit link, device, FIFO and socket types are unsafe.
+    """
+    if info.create_system != _UNIX:
+        return ""
+    mode = info.external_attr >> 16
+    if not stat.S_IFMT(mode) or stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return ""
+    if stat.S_ISLNK(mode):
+        return "symbolic link"
+    return f"special file (mode {oct(mode)})"
 
 
 class SafeArchive:
@@ -123,11 +142,9 @@ class SafeArchive:
             key = name.rstrip("/")
             if key in seen:
                 raise ArchiveError(f"duplicate archive entry {name!r}")
-            mode = info.external_attr >> 16
-            if stat.S_ISLNK(mode):
-                raise ArchiveError(f"unsafe archive entry {name!r}: symbolic link")
-            if mode and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-                raise ArchiveError(f"unsafe archive entry {name!r}: special file (mode {oct(mode)})")
+            kind = _special_kind(info)
+            if kind:
+                raise ArchiveError(f"unsafe archive entry {name!r}: {kind}")
             if info.flag_bits & 0x1:
                 raise ArchiveError(f"archive entry {name!r} is encrypted")
             if info.file_size > limits.max_member_bytes:

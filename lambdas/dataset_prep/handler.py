@@ -27,6 +27,7 @@ from botocore.config import Config
 
 from .config import DEFAULT_DOC_COUNT, DEFAULT_SOURCE_URL, DEFAULT_VALIDATION, DownloadPolicy, PrepConfig
 from .errors import ConfigError, PrepError, one_line
+from .lock import LockPolicy
 from .pipeline import run
 from .prep import PrepResult
 from .progress import Reporter
@@ -141,6 +142,17 @@ def _download_policy(context: Any) -> DownloadPolicy:
     return DownloadPolicy(max_total_seconds=budget)
 
 
+def _lock_policy(context: Any) -> LockPolicy:
+    """Wait for another run's dataset at most until shortly before this invocation times out, so that the wait
+    ends in the run's own one-line error rather than in Lambda's timeout."""
+    policy = LockPolicy()
+    remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining_ms):
+        return policy
+    left = float(remaining_ms()) / 1000.0 - _MIN_DOWNLOAD_S
+    return LockPolicy(wait_seconds=max(_MIN_DOWNLOAD_S, min(policy.wait_seconds, left)))
+
+
 def result_payload(result: PrepResult, bucket: str) -> dict[str, Any]:
     """The JSON-serialisable handler response."""
     manifest = result.manifest
@@ -187,7 +199,14 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
         client = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 8}))
         sink = S3Sink(client, bucket)
         with tempfile.TemporaryDirectory(prefix="dataset-prep-") as workdir:
-            result = run(config, sink, Path(workdir), policy=_download_policy(context), reporter=_LogReporter())
+            result = run(
+                config,
+                sink,
+                Path(workdir),
+                policy=_download_policy(context),
+                reporter=_LogReporter(),
+                lock_policy=_lock_policy(context),
+            )
     except Exception as err:
         reason = str(err) if isinstance(err, PrepError) else one_line(err)
         _log("failed", logging.ERROR, error=type(err).__name__, reason=reason)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from .config import DownloadPolicy, Limits, PrepConfig, dataset_id
 from .download import download
+from .lock import LockPolicy
 from .prep import PrepResult, build, check_md5, reuse_existing
 from .progress import Reporter
 from .sinks import Sink
@@ -21,6 +22,7 @@ def run(
     policy: DownloadPolicy | None = None,
     limits: Limits | None = None,
     reporter: Reporter | None = None,
+    lock_policy: LockPolicy | None = None,
 ) -> PrepResult:
     """Download ``config.source_url`` into ``workdir``, verify it, and prepare the dataset in ``sink``.
 
@@ -46,6 +48,9 @@ def run(
             f"downloaded {result.size} bytes, md5 {result.md5}"
             + (" (verified)" if config.expected_md5 else " (no expected_md5 given: not verified)")
         )
-        return build(archive, sink, config, archive_md5=result.md5, limits=limits, reporter=reporter, downloaded=True)
+        return build(
+            archive, sink, config, archive_md5=result.md5, limits=limits, reporter=reporter, downloaded=True,
+            lock_policy=lock_policy,
+        )  # fmt: skip
     finally:
         archive.unlink(missing_ok=True)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from .archive import SafeArchive
 from .config import SEPARATOR, Limits, PrepConfig, dataset_id, dataset_prefix
-from .errors import ChecksumError, DatasetError, one_line
+from .errors import ChecksumError, DatasetError, SinkError, one_line
+from .lock import LockLostError, LockPolicy, acquire
 from .manifest import MANIFEST_NAME, TRAIN_KEY, VALIDATION_KEY, Manifest, ManifestError, OutputInfo
 from .progress import Reporter
 from .sinks import ObjectWriter, Sink
@@ -204,8 +205,13 @@ def build(
     limits: Limits | None = None,
     reporter: Reporter | None = None,
     downloaded: bool = False,
+    lock_policy: LockPolicy | None = None,
 ) -> PrepResult:
-    """Write the outputs for an archive whose md5 is already known and verified (see :func:`prepare`)."""
+    """Write the outputs for an archive whose md5 is already known and verified (see :func:`prepare`).
+
+    One run writes a dataset at a time (``lock.py``): a run that finds another one writing the same dataset waits
+    and then reuses its result.
+    """
     reporter = reporter or Reporter()
     ds_id = dataset_id(archive_md5, config)
     prefix = dataset_prefix(ds_id)
@@ -214,6 +220,18 @@ def build(
         return reused
     with SafeArchive(archive_path, limits) as archive:
         train_docs, validation_folder, validation_docs = _plan(archive, config)
+        lock = acquire(
+            sink,
+            prefix,
+            lock_policy or LockPolicy(),
+            is_done=lambda: find_existing(sink, ds_id, archive_md5) is not None,
+            reporter=reporter,
+        )
+        if lock is None:
+            reused = reuse_existing(sink, ds_id, archive_md5, reporter, downloaded=downloaded)
+            if reused is None:  # it was complete a moment ago: only a deletion from outside can do this
+                raise SinkError(f"the dataset at {sink.uri(prefix)} was deleted while this run looked at it")
+            return reused
         try:
             train = _write_output(
                 archive, sink, output="train", key=prefix + TRAIN_KEY, folder=TRAIN_FOLDER,
@@ -234,16 +252,24 @@ def build(
                 train=train,
                 validation_output=validation,
             )
+            lock.renew()  # still this run's, for another lease: nobody else writes here until it is released
             sink.put(manifest.key, manifest.to_bytes(), "application/json")
+        except LockLostError:
+            raise  # the prefix is the new holder's now: leave it alone
         except BaseException:
             _clean_up(sink, ds_id, archive_md5, reporter)
             raise
     reporter.info(f"manifest written: {sink.uri(manifest.key)}")
+    try:
+        lock.release()
+    except SinkError as err:  # the dataset is complete and found before any lock is looked at: harmless
+        reporter.info(f"could not remove the lock {sink.uri(lock.key)} ({err}); it expires by itself")
     return result_for(sink, manifest, reused=False, downloaded=downloaded)
 
 
 def _clean_up(sink: Sink, ds_id: str, archive_md5: str, reporter: Reporter) -> None:
-    """After a failure: delete everything under the prefix, unless a concurrent run completed it meanwhile."""
+    """After a failure: delete everything under the prefix, the lock included, unless a complete dataset is there
+    (written by a run that took over an expired lock of this one)."""
     prefix = dataset_prefix(ds_id)
     try:
         if find_existing(sink, ds_id, archive_md5) is not None:
@@ -262,6 +288,7 @@ def prepare_archive(
     *,
     limits: Limits | None = None,
     reporter: Reporter | None = None,
+    lock_policy: LockPolicy | None = None,
 ) -> PrepResult:
     """Build ``datasets/<id>/{train/train.txt, validation/validation.txt, manifest.json}`` in ``sink`` from a local
     archive.
@@ -272,7 +299,7 @@ def prepare_archive(
     """
     md5 = file_md5(archive_path)
     check_md5(md5, config, str(archive_path))
-    return build(archive_path, sink, config, archive_md5=md5, limits=limits, reporter=reporter)
+    return build(archive_path, sink, config, archive_md5=md5, limits=limits, reporter=reporter, lock_policy=lock_policy)
 
 
 def prepare(
@@ -282,6 +309,9 @@ def prepare(
     *,
     limits: Limits | None = None,
     reporter: Reporter | None = None,
+    lock_policy: LockPolicy | None = None,
 ) -> Manifest:
     """:func:`prepare_archive`, returning only the manifest."""
-    return prepare_archive(archive_path, sink, config, limits=limits, reporter=reporter).manifest
+    return prepare_archive(
+        archive_path, sink, config, limits=limits, reporter=reporter, lock_policy=lock_policy
+    ).manifest

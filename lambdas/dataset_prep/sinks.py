@@ -3,14 +3,22 @@
 A :class:`Sink` stores objects under ``/``-separated keys. Objects are written through an
 :class:`ObjectWriter` that becomes visible only on :meth:`ObjectWriter.commit` (S3: complete the multipart
 upload; local: atomic rename), and disappears without a trace on :meth:`ObjectWriter.abort`.
+
+For the dataset lock (``lock.py``) a sink also writes small objects conditionally: :meth:`Sink.create` only if the
+key is absent (S3 ``If-None-Match: *``), :meth:`Sink.replace` and :meth:`Sink.delete_if` only if the object is still
+the version read (S3 ``If-Match: <ETag>``). Each returns or takes a *tag* naming that version.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import hashlib
 import os
 import shutil
+import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -72,6 +80,22 @@ class Sink(ABC):
     @abstractmethod
     def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with ``prefix``; returns how many were deleted."""
+
+    @abstractmethod
+    def create(self, key: str, data: bytes, content_type: str) -> str | None:
+        """Write a small object only if ``key`` does not exist, atomically; its tag, or None when it exists."""
+
+    @abstractmethod
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        """A small object's bytes and tag, or None when it does not exist."""
+
+    @abstractmethod
+    def replace(self, key: str, data: bytes, content_type: str, tag: str) -> str | None:
+        """Overwrite ``key`` only if it is still the version ``tag``, atomically; the new tag, or None."""
+
+    @abstractmethod
+    def delete_if(self, key: str, tag: str) -> bool:
+        """Delete ``key`` only if it is still the version ``tag``; whether it was deleted."""
 
 
 # --------------------------------------------------------------------------------------------------- S3
@@ -238,6 +262,59 @@ class S3Sink(Sink):
             raise SinkError(f"S3 delete failed under {self.uri(prefix)}: {one_line(err)}") from None
         return deleted
 
+    @staticmethod
+    def _condition_failed(err: Exception) -> bool:
+        """S3's answers to a conditional write that did not hold: 412 (the condition is false), 409 (a concurrent
+        conditional write to the key won; S3 says to retry), 404 (If-Match on a key that is gone)."""
+        response = getattr(err, "response", None)
+        if not isinstance(response, dict):
+            return False
+        code = str(response.get("Error", {}).get("Code", ""))
+        return code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404")
+
+    def create(self, key: str, data: bytes, content_type: str) -> str | None:
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*"
+            )
+        except Exception as err:
+            if self._condition_failed(err):
+                return None
+            raise SinkError(f"S3 conditional put_object failed for {self.uri(key)}: {one_line(err)}") from None
+        return str(response["ETag"])
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        if self.size(key) is None:  # see size(): a missing key may answer 403 to GetObject
+            return None
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            with response["Body"] as body:
+                return bytes(body.read(_MAX_READ_BYTES + 1)), str(response["ETag"])
+        except Exception as err:
+            if self._is_missing(err) or self.size(key) is None:  # deleted since it was listed
+                return None
+            raise SinkError(f"S3 get_object failed for {self.uri(key)}: {one_line(err)}") from None
+
+    def replace(self, key: str, data: bytes, content_type: str, tag: str) -> str | None:
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfMatch=tag
+            )
+        except Exception as err:
+            if self._condition_failed(err):
+                return None
+            raise SinkError(f"S3 conditional put_object failed for {self.uri(key)}: {one_line(err)}") from None
+        return str(response["ETag"])
+
+    def delete_if(self, key: str, tag: str) -> bool:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key, IfMatch=tag)
+        except Exception as err:
+            if self._condition_failed(err):
+                return False
+            raise SinkError(f"S3 conditional delete_object failed for {self.uri(key)}: {one_line(err)}") from None
+        return True
+
 
 # ------------------------------------------------------------------------------------------ local directory
 
@@ -329,3 +406,77 @@ class LocalDirSink(Sink):
         except OSError as err:
             raise SinkError(f"cannot delete {target}: {one_line(err)}") from None
         return count
+
+    # The conditional operations hold an exclusive flock on the object's folder, so that a compare and the swap
+    # that follows are one step for every process using them on this file system; a plain create is a hard link,
+    # which fails when the name exists.
+
+    @contextlib.contextmanager
+    def _folder_lock(self, path: Path) -> Iterator[None]:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path.parent, os.O_RDONLY)
+        except OSError as err:
+            raise SinkError(f"cannot lock {path.parent}: {one_line(err)}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    @staticmethod
+    def _tag(data: bytes) -> str:
+        return hashlib.sha256(data).hexdigest()
+
+    def _write_new(self, path: Path, data: bytes) -> Path:
+        staged = path.with_name(f".{path.name}.{uuid.uuid4().hex}.partial")
+        try:
+            staged.write_bytes(data)
+        except OSError as err:
+            staged.unlink(missing_ok=True)
+            raise SinkError(f"cannot write {path}: {one_line(err)}") from None
+        return staged
+
+    def create(self, key: str, data: bytes, content_type: str) -> str | None:
+        path = self.path_for(key)
+        with self._folder_lock(path):
+            staged = self._write_new(path, data)
+            try:
+                os.link(staged, path)
+            except FileExistsError:
+                return None
+            except OSError as err:
+                raise SinkError(f"cannot create {path}: {one_line(err)}") from None
+            finally:
+                staged.unlink(missing_ok=True)
+        return self._tag(data)
+
+    def read_tagged(self, key: str) -> tuple[bytes, str] | None:
+        data = self.read(key)
+        return None if data is None else (data, self._tag(data))
+
+    def replace(self, key: str, data: bytes, content_type: str, tag: str) -> str | None:
+        path = self.path_for(key)
+        with self._folder_lock(path):
+            current = self.read(key)
+            if current is None or self._tag(current) != tag:
+                return None
+            staged = self._write_new(path, data)
+            try:
+                staged.replace(path)
+            except OSError as err:
+                staged.unlink(missing_ok=True)
+                raise SinkError(f"cannot replace {path}: {one_line(err)}") from None
+        return self._tag(data)
+
+    def delete_if(self, key: str, tag: str) -> bool:
+        path = self.path_for(key)
+        with self._folder_lock(path):
+            current = self.read(key)
+            if current is None or self._tag(current) != tag:
+                return False
+            try:
+                path.unlink()
+            except OSError as err:
+                raise SinkError(f"cannot delete {path}: {one_line(err)}") from None
+        return True

@@ -58,7 +58,9 @@ class DatasetPrep(Construct):
             memory_size=MEMORY_MB,
             ephemeral_storage_size=cdk.Size.mebibytes(EPHEMERAL_STORAGE_MB),
             timeout=TIMEOUT,
-            reserved_concurrent_executions=1,
+            # None unless asked for: a reservation fails the deploy in accounts with little concurrency (a new
+            # account's 10), and the prep's lock object already keeps two runs of a dataset from writing at once.
+            reserved_concurrent_executions=settings.prep_reserved_concurrency or None,
             environment={
                 "DATASET_BUCKET": store.bucket.bucket_name,
                 "DOC_COUNT": str(settings.doc_count),

@@ -132,3 +132,12 @@ def test_download_budget_respects_remaining_time(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("DOWNLOAD_MAX_SECONDS", "ten")
     with pytest.raises(ConfigError, match="DOWNLOAD_MAX_SECONDS must be a number"):
         _download_policy(None)
+
+
+def test_the_wait_for_another_run_ends_before_the_invocation_does() -> None:
+    from lambdas.dataset_prep.handler import _lock_policy
+
+    assert _lock_policy(FakeContext(900_000)).wait_seconds == 600
+    assert _lock_policy(FakeContext(300_000)).wait_seconds == 270
+    assert _lock_policy(FakeContext(10_000)).wait_seconds == 30
+    assert _lock_policy(None).wait_seconds == 600

@@ -1,0 +1,315 @@
+"""`make preflight` (ops/preflight.py) against an account on loopback: moto for STS, CloudFormation, SSM and
+CloudWatch Logs; the stand-in (fakes/aws_standin.py) for Service Quotas and Lambda's account settings, which moto
+5.2.5 lacks. Each problem must be one line naming what is wrong and the fix, with exit status 1."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from moto.backends import get_backend
+
+from fakes.aws_standin import LambdaConcurrency, Quota, StandIn
+from fakes.moto_server import ACCOUNT, REGION
+from ops import preflight
+from tests.ops.loopback import Loopback
+from tests.synth import Assembly
+
+ROOT = Path(__file__).resolve().parents[2]
+PARAMETER = "/cdk-bootstrap/hnb659fds/version"
+P3DN_TRAINING = Quota("sagemaker", "L-4A2E0F7B", "ml.p3dn.24xlarge for training job usage", 1)
+P3DN_SPOT = Quota("sagemaker", "L-7C9D1E22", "ml.p3dn.24xlarge for spot training job usage", 0)
+G5_ENDPOINT = Quota("sagemaker", "L-65C4BD00", "ml.g5.12xlarge for endpoint usage", 4)
+OTHERS = [Quota("sagemaker", f"L-0000{n:04d}", f"ml.m5.{n}xlarge for processing job usage", 4) for n in range(1, 6)]
+
+
+def bootstrapped(account: Loopback, version: str = "21") -> None:
+    cfn = account.client("cloudformation")
+    try:
+        cfn.describe_stacks(StackName=preflight.TOOLKIT_STACK)
+    except cfn.exceptions.ClientError:
+        template = {
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {"BootstrapVersion": {"Value": "21"}},
+        }
+        cfn.create_stack(StackName=preflight.TOOLKIT_STACK, TemplateBody=json.dumps(template))
+    account.client("ssm").put_parameter(Name=PARAMETER, Value=version, Type="String", Overwrite=True)
+
+
+def not_bootstrapped(account: Loopback) -> None:
+    account.client("cloudformation").delete_stack(StackName=preflight.TOOLKIT_STACK)
+    ssm = account.client("ssm")
+    with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+        ssm.delete_parameter(Name=PARAMETER)
+
+
+def training_log_group(account: Loopback, *, exists: bool = True) -> None:
+    logs = account.client("logs")
+    if exists:
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=preflight.TRAINING_LOG_GROUP)
+    else:
+        with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
+            logs.delete_log_group(logGroupName=preflight.TRAINING_LOG_GROUP)
+
+
+def ready(account: Loopback) -> StandIn:
+    """An account where the default configuration can deploy and train; the quotas come two to a page."""
+    bootstrapped(account)
+    training_log_group(account)
+    state = account.standin.state
+    state.applied = [*OTHERS[:3], P3DN_TRAINING, *OTHERS[3:], G5_ENDPOINT]
+    state.defaults = [*OTHERS, P3DN_TRAINING, P3DN_SPOT, G5_ENDPOINT]
+    state.page_size = 2
+    return state
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, list[str]]:
+    status = preflight.main(list(args))
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err.splitlines()
+
+
+def one_error_per_line(lines: list[str]) -> list[str]:
+    assert lines and all(line.startswith("error: ") for line in lines), lines
+    assert not any("Traceback" in line for line in lines)
+    return [line.removeprefix("error: ") for line in lines]
+
+
+def test_a_ready_account_gets_a_table_of_what_was_checked(
+    account: Loopback, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ready(account)
+    status, out, err = run(capsys)
+    assert (status, err) == (0, [])
+    lines = out.splitlines()
+    assert lines[0] == (
+        f"preflight for `make deploy`, account {ACCOUNT} in {REGION} (arn:aws:sts::{ACCOUNT}:user/moto): "
+        "all checks passed"
+    )
+    rows = [line.split() for line in lines[2:]]
+    assert [row[:2] for row in rows] == [["CDK", "bootstrap"], ["training", "log"], ["Lambda", "concurrency"],
+                                         ["ml.p3dn.24xlarge", "for"], ["endpoint", "quota"]]  # fmt: skip
+    assert "version 21 (CREATE_COMPLETE)" in lines[2]
+    assert lines[5].split()[-2:] == ["1", "1"]  # needed 1, found 1
+    assert "(L-4A2E0F7B)" in lines[5]
+    assert "1000 of 1000 unreserved" in lines[4]
+    # Only read-only calls, and every page of the applied quotas (the one needed is on the second page).
+    calls = account.standin.state.calls
+    assert calls.count("ListServiceQuotas") == 4 and "GET /2016-08-19/account-settings" in calls
+
+
+def test_a_training_quota_of_zero_is_named_with_how_to_request_it(
+    account: Loopback, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = ready(account)
+    state.applied = [Quota(P3DN_TRAINING.service, P3DN_TRAINING.code, P3DN_TRAINING.name, 0), G5_ENDPOINT]
+    status, out, err = run(capsys)
+    assert (status, out) == (1, "")
+    assert one_error_per_line(err) == [
+        'SageMaker quota "ml.p3dn.24xlarge for training job usage" (L-4A2E0F7B) is 0 in us-east-1 and the training '
+        "job (1 x ml.p3dn.24xlarge) needs 1: request 1 with `aws service-quotas request-service-quota-increase "
+        "--region us-east-1 --service-code sagemaker --quota-code L-4A2E0F7B --desired-value 1` or at "
+        "https://us-east-1.console.aws.amazon.com/servicequotas/home/services/sagemaker/quotas/L-4A2E0F7B"
+    ]
+
+
+def test_spot_checks_the_spot_quota_from_the_defaults(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    # ListServiceQuotas leaves out quotas without an applied value: the spot quota is found among AWS's defaults.
+    ready(account)
+    status, _, err = run(capsys, "-c", "use_spot=true", "--for", "train")
+    assert status == 1
+    (line,) = one_error_per_line(err)
+    assert line.startswith(
+        'SageMaker quota "ml.p3dn.24xlarge for spot training job usage" (L-7C9D1E22) is 0 in us-east-1 and the '
+        "training job (1 x ml.p3dn.24xlarge on spot) needs 1:"
+    )
+
+
+def test_tuning_needs_its_parallel_jobs_times_the_instances(
+    account: Loopback, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ready(account)
+    args = ["-c", "tuning_enabled=true", "-c", "tuning_max_jobs=4", "-c", "tuning_parallel_jobs=2"]
+    status, _, err = run(capsys, *args, "-c", "training_instance_count=2", "--for", "train")
+    assert status == 1
+    (line,) = one_error_per_line(err)
+    assert "is 1 in us-east-1 and the tuning job (2 jobs at once x 2 x ml.p3dn.24xlarge) needs 4" in line
+    assert "--desired-value 4" in line
+
+
+def test_endpoints_need_their_maximum_capacity_each(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    ready(account)
+    status, _, err = run(
+        capsys, "-c", "deploy_base_endpoint=true", "-c", "fine_tuned_job=legal-gptj-260101-000000-abcd",
+        "-c", "endpoint_max_capacity=3",
+    )  # fmt: skip
+    assert status == 1
+    (line,) = one_error_per_line(err)
+    assert line.startswith(
+        'SageMaker quota "ml.g5.12xlarge for endpoint usage" (L-65C4BD00) is 4 in us-east-1 and the base and '
+        "fine-tuned endpoints (up to 3 x ml.g5.12xlarge each, endpoint_max_capacity) needs 6:"
+    )
+
+
+def test_an_instance_type_without_a_quota_in_the_region(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    ready(account)
+    status, _, err = run(capsys, "-c", "training_instance_type=ml.p5e.48xlarge", "--for", "train")
+    assert status == 1
+    assert one_error_per_line(err) == [
+        'SageMaker has no quota "ml.p5e.48xlarge for training job usage" in us-east-1: the training job '
+        "(1 x ml.p5e.48xlarge) cannot run on that instance type there; choose another instance type or region"
+    ]
+
+
+def test_an_account_that_is_not_bootstrapped(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    ready(account)
+    not_bootstrapped(account)
+    status, _, err = run(capsys)
+    assert status == 1
+    assert one_error_per_line(err) == [
+        f"account {ACCOUNT} is not bootstrapped for the CDK in us-east-1 (no CDKToolkit stack): run `make bootstrap` "
+        f"(cdk bootstrap aws://{ACCOUNT}/us-east-1)"
+    ]
+
+
+def test_an_old_bootstrap_version(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    ready(account)
+    bootstrapped(account, version="5")
+    status, _, err = run(capsys)
+    assert status == 1
+    assert one_error_per_line(err) == [
+        "the CDK bootstrap in us-east-1 is version 5; these templates need 6 or newer: run `make bootstrap` to "
+        "upgrade it"
+    ]
+
+
+def test_the_bootstrap_qualifier_comes_from_the_cdk_context(
+    account: Loopback, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ready(account)
+    status, _, err = run(capsys, "-c", "@aws-cdk/core:bootstrapQualifier=team42")
+    assert status == 1
+    assert one_error_per_line(err) == [
+        "the SSM parameter /cdk-bootstrap/team42/version that the templates check is missing in us-east-1 "
+        "(bootstrapped with another qualifier?): run `make bootstrap`"
+    ]
+
+
+def test_a_bootstrap_stack_that_failed(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    ready(account)
+    stacks = get_backend("cloudformation")[ACCOUNT][REGION].stacks  # type: ignore[index]
+    (toolkit,) = [s for s in stacks.values() if s.name == preflight.TOOLKIT_STACK and s.status != "DELETE_COMPLETE"]
+    toolkit.status = "ROLLBACK_COMPLETE"  # what a failed first `cdk bootstrap` leaves
+    try:
+        status, _, err = run(capsys)
+    finally:
+        toolkit.status = "CREATE_COMPLETE"
+    assert status == 1
+    assert one_error_per_line(err) == [
+        "the CDK bootstrap stack CDKToolkit in us-east-1 is ROLLBACK_COMPLETE: let it finish, or delete it in the "
+        "CloudFormation console if it failed, then run `make bootstrap`"
+    ]
+
+
+def test_a_missing_training_log_group_stops_the_run(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    ready(account)
+    training_log_group(account, exists=False)
+    status, _, err = run(capsys, "--for", "train")
+    assert status == 1
+    (line,) = one_error_per_line(err)
+    assert line.startswith("the log group /aws/sagemaker/TrainingJobs does not exist in us-east-1, so a training job's")
+    assert line.endswith(
+        "aws logs create-log-group --region us-east-1 --log-group-name /aws/sagemaker/TrainingJobs && aws logs "
+        "put-retention-policy --region us-east-1 --log-group-name /aws/sagemaker/TrainingJobs --retention-in-days 30"
+    )
+
+
+def test_a_reservation_a_new_account_cannot_give(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    state = ready(account)
+    state.concurrency = LambdaConcurrency(concurrent_executions=10, unreserved=10)
+    assert run(capsys)[0] == 0  # nothing reserved by default: deploys there
+    status, _, err = run(capsys, "-c", "prep_reserved_concurrency=1")
+    assert status == 1
+    assert one_error_per_line(err) == [
+        "prep_reserved_concurrency=1 would leave 9 of the account's 10 Lambda concurrent executions unreserved in "
+        "us-east-1, below Lambda's minimum of 10, so the dataset stack would fail to deploy: set "
+        'prep_reserved_concurrency=0 (the default), or raise the Lambda quota "Concurrent executions" (L-B99A9384) '
+        "to 101: aws service-quotas request-service-quota-increase --region us-east-1 --service-code lambda "
+        "--quota-code L-B99A9384 --desired-value 101"
+    ]
+    state.concurrency = LambdaConcurrency(concurrent_executions=1000, unreserved=1000)
+    assert run(capsys, "-c", "prep_reserved_concurrency=1")[0] == 0
+
+
+def test_for_train_checks_only_what_a_training_run_needs(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
+    ready(account)
+    not_bootstrapped(account)  # deploy's concern, not a training run's
+    status, out, _ = run(capsys, "--for", "train")
+    assert status == 0
+    assert [line.split()[0] for line in out.splitlines()[2:]] == ["training", "ml.p3dn.24xlarge"]
+    assert "GET /2016-08-19/account-settings" not in account.standin.state.calls
+
+
+def test_every_check_that_is_denied_says_so_in_its_own_line(
+    account: Loopback, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # moto enforces IAM for what it serves (CloudFormation, CloudWatch Logs); the stand-in has no IAM.
+    ready(account)
+    with account.denied():
+        status, out, err = run(capsys)
+    assert (status, out) == (1, "")
+    lines = one_error_per_line(err)
+    assert [line.split(": access denied to ")[0] for line in lines] == [
+        "cannot check the CDK bootstrap",
+        "cannot check the training log group",
+    ]
+    assert lines[0] == (
+        "cannot check the CDK bootstrap: access denied to DescribeStacks: User: arn:aws:iam::123456789012:user/"
+        f"{lines[0].split('user/')[1].split()[0]} is not authorized to perform: cloudformation:DescribeStacks; run "
+        "with credentials allowed to call it (ask for that permission, or pick another AWS_PROFILE)"
+    )
+    assert lines[1].startswith("cannot check the training log group: access denied to DescribeLogGroups: ")
+
+
+def test_the_constants_match_the_app(default_app: Assembly) -> None:
+    import aws_cdk as cdk
+
+    assert cdk.DefaultStackSynthesizer.DEFAULT_QUALIFIER == preflight.DEFAULT_QUALIFIER
+    manifest = json.loads((default_app.outdir / "manifest.json").read_text())
+    required = {
+        artifact["properties"]["requiresBootstrapStackVersion"]
+        for artifact in manifest["artifacts"].values()
+        if artifact["type"] == "aws:cloudformation:stack"
+    }
+    assert required == {preflight.REQUIRED_BOOTSTRAP_VERSION}
+    template = default_app.templates["LegalGptjDataset"]
+    assert template["Parameters"]["BootstrapVersion"]["Default"] == PARAMETER
+
+
+@pytest.mark.parametrize(
+    ("command", "runs_preflight"),
+    [
+        (["deploy"], "--for deploy"),
+        (["deploy", "SKIP_PREFLIGHT=1"], None),
+        (["train", "ARGS=--epochs 1"], "--for train"),
+        (["train", "ARGS=--stop"], None),
+        (["train", "ARGS=--attach"], None),
+        (["train", "SKIP_PREFLIGHT=1"], None),
+        (["preflight", "C=use_spot=true", "ARGS=--for train"], "-c use_spot=true --for train"),
+    ],
+)
+def test_make_runs_the_preflight_before_it_spends(command: list[str], runs_preflight: str | None) -> None:
+    make = shutil.which("make")
+    assert make is not None
+    dry_run = subprocess.run([make, "-n", *command], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    lines = [line for line in dry_run.splitlines() if "-m ops.preflight" in line]
+    if runs_preflight is None:
+        assert lines == []
+    else:
+        (line,) = lines
+        assert line.strip().endswith(f"python -m ops.preflight {runs_preflight}".replace("  ", " ")), line
