@@ -294,13 +294,13 @@ def test_the_constants_match_the_app(default_app: Assembly) -> None:
 @pytest.mark.parametrize(
     ("command", "runs_preflight"),
     [
-        (["deploy"], "--for deploy"),
+        (["deploy"], "--for deploy --C ''"),
         (["deploy", "SKIP_PREFLIGHT=1"], None),
-        (["train", "ARGS=--epochs 1"], "--for train"),
+        (["train", "ARGS=--epochs 1"], "--for train --C ''"),
         (["train", "ARGS=--stop"], None),
         (["train", "ARGS=--attach"], None),
         (["train", "SKIP_PREFLIGHT=1"], None),
-        (["preflight", "C=use_spot=true", "ARGS=--for train"], "-c use_spot=true --for train"),
+        (["preflight", "C=use_spot=true", "ARGS=--for train"], "--C 'use_spot=true' --for train"),
     ],
 )
 def test_make_runs_the_preflight_before_it_spends(command: list[str], runs_preflight: str | None) -> None:
@@ -312,4 +312,4 @@ def test_make_runs_the_preflight_before_it_spends(command: list[str], runs_prefl
         assert lines == []
     else:
         (line,) = lines
-        assert line.strip().endswith(f"python -m ops.preflight {runs_preflight}".replace("  ", " ")), line
+        assert " ".join(line.split()).endswith(f"python -m ops.preflight {runs_preflight}"), line
