@@ -480,13 +480,17 @@ def test_definition_parses_as_amazon_states_language(overrides: dict[str, object
 
 
 def test_every_variable_read_is_assigned(default_app: Assembly) -> None:
-    text = json.dumps(definition(synth(**TUNING))) + json.dumps(definition(default_app))
-    assigned = set(
-        re.findall(r'"(\w+)": "\{%', json.dumps([s.get("Assign", {}) for s in states(default_app).values()]))
-    )
-    assigned |= {"attempt", "failure"}  # a literal, and the catchers' assignment
-    read = set(re.findall(r"\$([a-zA-Z]\w*)\b(?!\()", text)) - {"states"}
-    assert read <= assigned, read - assigned
+    for document in (definition(synth(**TUNING)), definition(default_app)):
+        text = json.dumps(document)
+        assigned = {
+            name
+            for state in document["States"].values()
+            for assign in [state.get("Assign", {}), *(c.get("Assign", {}) for c in state.get("Catch", []))]
+            for name in assign
+        }
+        local = set(re.findall(r"\$(\w+) :=", text)) | set(re.findall(r"function\(\$(\w+)\)", text))
+        read = set(re.findall(r"\$([a-zA-Z]\w*)\b(?!\()", text)) - {"states"}
+        assert read <= assigned | local, read - assigned - local
 
 
 # ---------------------------------------------------------------- roles

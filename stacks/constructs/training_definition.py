@@ -295,7 +295,8 @@ def _input_states(spec: PipelineSpec) -> dict[str, Any]:
     valid = " and ".join(
         [
             "$type($states.input) = 'object'",
-            f"$count($keys($states.input)[$not($ in {_js_list(allowed)})]) = 0",
+            # A function, not a `[$ in ...]` predicate: no bare `$`, which Step Functions forbids at the top level.
+            f"$count($filter($keys($states.input), function($key) {{ $not($key in {_js_list(allowed)}) }})) = 0",
             _integer_between("$docCount", 1, UK_ABS_TRAIN_DOCUMENTS),
             _integer_between("$epochs", *EPOCHS_RANGE),
             f"$method in {_js_list(METHODS)}",
