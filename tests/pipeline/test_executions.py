@@ -14,10 +14,14 @@ import pytest
 
 from fakes.moto_server import list_keys
 from fakes.stepfunctions import ApiError, JobOutcome, StepFunctions, capacity_failure
+from lambdas.dataset_prep.errors import ChecksumError
 from lambdas.stop_executions.handler import job_base_name
 from tests.pipeline.conftest import BUCKET, Account, Runner
 
 HAPPY = ["ReadInput", "ValidateInput", "PrepareDataset", "TrainModel", "ModelReady"]
+FAILED_AFTER_TRAINING = ["ShouldRetry", "NotifyFailure", "TrainingFailed"]
+# A secondary status message SageMaker prints while it waits for instances, on the way to any outcome.
+EC2_CAPACITY_MESSAGE = "Insufficient capacity error from EC2 while launching instances, retrying!"
 
 
 def created(sf: StepFunctions, operation: str = "CreateTrainingJob") -> list[dict[str, Any]]:
@@ -31,6 +35,14 @@ def job_names(sf: StepFunctions) -> list[str]:
 
 def model_uri(job: str) -> str:
     return f"s3://{BUCKET}/models/{job}/output/model/"
+
+
+def assert_notified_once(account: Account, job: str, error: str) -> dict[str, Any]:
+    (notification,) = account.notifications()
+    assert notification["Subject"] == f"Legal GPT-J training failed: {job}"
+    message: dict[str, Any] = json.loads(notification["Message"])
+    assert (message["job"], message["error"]) == (job, error)
+    return message
 
 
 # ---------------------------------------------------------------- happy paths
@@ -181,3 +193,104 @@ def test_an_account_limit_is_retried_like_capacity(run: Runner, sf: StepFunction
     assert execution.task_errors() == ["SageMaker.ResourceLimitExceededException"]
     assert job_names(sf) == ["legal-gptj-limit-1", "legal-gptj-limit-1-r2"]
     assert sf.clock.waits == [600]
+
+
+def test_four_capacity_failures_notify_and_fail_with_the_projects_error(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    sf.sagemaker.outcomes.extend([capacity_failure()] * 4)
+    execution = run({}, name="260126-101500-dead")
+    base = "legal-gptj-260126-101500-dead"
+    jobs = [base, f"{base}-r2", f"{base}-r3", f"{base}-r4"]
+    assert job_names(sf) == jobs
+    assert sf.clock.waits == [600, 1200, 2400]
+    assert execution.states == [
+        *HAPPY[:3],
+        *["TrainModel", "ShouldRetry", "WaitBeforeRetry"] * 3,
+        "TrainModel",
+        *FAILED_AFTER_TRAINING,
+    ]
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    cause = str(execution.cause)
+    assert cause.startswith(
+        f"TrainModel failed with States.TaskFailed (job {base}-r4, attempt 4): CapacityError: Unable to provision"
+    )
+    # The original cause follows whole: the failed job's description.
+    described = json.loads(cause.split(" | cause: ", 1)[1])
+    assert (described["TrainingJobName"], described["TrainingJobStatus"]) == (f"{base}-r4", "Failed")
+    message = assert_notified_once(account, f"{base}-r4", "States.TaskFailed")
+    assert message["attempts"] == 4 and message["failure_reason"].startswith("CapacityError:")
+    assert json.loads(message["cause"])["TrainingJobName"] == f"{base}-r4"
+
+
+# ---------------------------------------------------------------- API errors
+
+
+def test_a_throttled_create_is_retried_in_place(run: Runner, sf: StepFunctions, account: Account) -> None:
+    sf.sagemaker.fail_next("CreateTrainingJob", ApiError.throttling())
+    execution = run({}, name="throttled-once")
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.states == HAPPY  # the task's Retry, not a new attempt
+    assert job_names(sf) == ["legal-gptj-throttled-once"] * 2
+    assert execution.task_errors() == ["SageMaker.AmazonSageMakerException"]
+    (interval,) = sf.clock.retry_intervals
+    assert 0 <= interval <= 30  # full jitter on 30 s
+    assert sf.clock.waits == [] and account.notifications() == []
+
+
+def test_a_create_that_stays_throttled_fails_after_three_retries(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    sf.sagemaker.always["CreateTrainingJob"] = ApiError.throttling()
+    execution = run({}, name="throttled-always")
+    job = "legal-gptj-throttled-always"
+    assert job_names(sf) == [job] * 4
+    assert execution.task_errors() == ["SageMaker.AmazonSageMakerException"] * 4
+    assert len(sf.clock.retry_intervals) == 3
+    assert all(0 <= i <= cap for i, cap in zip(sf.clock.retry_intervals, (30, 60, 120), strict=True))
+    assert execution.states == [*HAPPY[:4], *FAILED_AFTER_TRAINING]
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    assert "SageMaker.AmazonSageMakerException" in str(execution.cause)
+    assert "Error Code: ThrottlingException" in str(execution.cause)
+    assert_notified_once(account, job, "SageMaker.AmazonSageMakerException")
+
+
+def test_an_algorithm_error_is_not_retried_even_if_its_status_messages_mention_capacity(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    reason = 'AlgorithmError: ExecuteUserScriptError: ExitCode 2 ErrorMessage "train.py: error: unrecognized arguments"'
+    sf.sagemaker.outcomes.append(
+        JobOutcome.failed(
+            reason,
+            (
+                ("Starting", EC2_CAPACITY_MESSAGE),
+                ("Starting", "Preparing the instances for training"),
+                ("Training", "Training image download completed. Training in progress."),
+                ("Failed", "Training job failed"),
+            ),
+        )
+    )
+    execution = run({}, name="broken-script")
+    job = "legal-gptj-broken-script"
+    assert job_names(sf) == [job]
+    assert execution.states == [*HAPPY[:4], *FAILED_AFTER_TRAINING]
+    assert sf.clock.waits == []
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    assert str(execution.cause).startswith(f"TrainModel failed with States.TaskFailed (job {job}, attempt 1): {reason}")
+    assert EC2_CAPACITY_MESSAGE in str(execution.cause)  # the whole description is kept
+    assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
+
+
+def test_a_failed_prep_is_notified_and_fails_without_a_job(run: Runner, sf: StepFunctions, account: Account) -> None:
+    execution = run({"doc_count": 5}, prep="broken", name="bad-archive")
+    assert execution.states == ["ReadInput", "ValidateInput", "PrepareDataset", "NotifyFailure", "TrainingFailed"]
+    assert sf.lambdas.invocations == [("prep-wrong-md5", {"doc_count": 5})]
+    assert sf.sagemaker.calls == []
+    assert execution.task_errors() == [ChecksumError.__name__]
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    cause = str(execution.cause)
+    assert cause.startswith(
+        "PrepareDataset failed with ChecksumError (job legal-gptj-bad-archive, attempt 1) | cause: "
+    )
+    assert json.loads(cause.split(" | cause: ", 1)[1])["errorType"] == "ChecksumError"
+    assert "failure_reason" not in assert_notified_once(account, "legal-gptj-bad-archive", "ChecksumError")
