@@ -21,7 +21,7 @@ import pytest
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from config import Settings
-from lambdas.stop_executions.handler import EXECUTION_NAME_CHARS, JOB_NAME_PREFIX, job_base_name
+from lambdas.stop_executions.handler import EXECUTION_NAME_CHARS, JOB_NAME_PREFIX, NAME_HASH_ALGORITHM, job_base_name
 from stacks.constructs import training_definition as td
 from stacks.constructs.training_source import TRAINING_SOURCE, archive_bytes, build_archive, source_files
 from tests.synth import CONFIGURATIONS, ROOT, Assembly, synth
@@ -294,20 +294,22 @@ def test_job_is_named_from_the_execution_and_tagged(default_app: Assembly) -> No
     assert request["EnableNetworkIsolation"] is False
     read_input = states(default_app)["ReadInput"]["Assign"]
     assert read_input["jobBase"] == read_input["jobName"] == "{% " + td.JOB_BASE_EXPRESSION + " %}"
+    # Built from the twin's constants; tests/pipeline/test_expressions.py evaluates it against the twin.
     assert f"0, {EXECUTION_NAME_CHARS})" in td.JOB_BASE_EXPRESSION and f"'{JOB_NAME_PREFIX}'" in td.JOB_BASE_EXPRESSION
+    assert f"$hash($name, '{NAME_HASH_ALGORITHM}')" in td.JOB_BASE_EXPRESSION
 
 
 @pytest.mark.parametrize(
     ("execution", "job"),
     [
         ("260126-101500-a1b2", "legal-gptj-260126-101500-a1b2"),
-        ("3f2a1b4c-1d2e-4f5a-8b9c-0123456789ab", "legal-gptj-3f2a1b4c-1d2e-4f5a"),
-        ("my run_1", "legal-gptj-myrun1"),
-        ("a_b-c-", "legal-gptj-ab-c"),
+        ("3f2a1b4c-1d2e-4f5a-8b9c-0123456789ab", "legal-gptj-3f2a1b4c-1d-fc5733"),
+        ("my run_1", "legal-gptj-myrun1-3ba770"),
+        ("a_b-c-", "legal-gptj-ab-c-4383a5"),
     ],
 )
 def test_job_names_fit_sagemaker_limits_with_a_retry_suffix(execution: str, job: str) -> None:
-    """The Python twin of the state machine's rule (checked against the JSONata engine when it was written)."""
+    """The Python twin of the state machine's rule (tests/pipeline evaluates the rule itself against it)."""
     assert job_base_name(execution) == job
     retried = f"{job}-r{td.MAX_ATTEMPTS}"
     assert len(retried) <= 32  # tuning job names

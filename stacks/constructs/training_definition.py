@@ -27,7 +27,11 @@ from config.settings import EPOCHS_RANGE, METHODS, UK_ABS_TRAIN_DOCUMENTS
 from lambdas.stop_executions.handler import (
     DISALLOWED_CHARACTERS,
     EXECUTION_NAME_CHARS,
+    HASHED_NAME_CHARS,
     JOB_NAME_PREFIX,
+    NAME_HASH_ALGORITHM,
+    NAME_HASH_CHARS,
+    RETRY_LIKE_ENDING,
     RETRY_SUFFIX,
 )
 from stacks.constructs.dataset_bucket import CHECKPOINT_PREFIX, MODEL_KEY_SUFFIX, MODELS_PREFIX
@@ -128,10 +132,15 @@ def _js_list(values: tuple[str, ...]) -> str:
     return "[" + ", ".join(_js(v) for v in values) + "]"
 
 
-# The job name of the first attempt; the same rule as lambdas/stop_executions/handler.py's job_base_name.
+# The job name of the first attempt; the same rule as lambdas/stop_executions/handler.py's job_base_name: a short
+# name of allowed characters whole, any other its first allowed characters and a hash of the whole name.
 JOB_BASE_EXPRESSION = (
-    f"$replace({_js(JOB_NAME_PREFIX)} & $substring($replace($states.context.Execution.Name, "
-    f"/{DISALLOWED_CHARACTERS}/, ''), 0, {EXECUTION_NAME_CHARS}), /-+$/, '')"
+    "($name := $states.context.Execution.Name; "
+    f"$kept := $replace($name, /{DISALLOWED_CHARACTERS}/, ''); "
+    f"$head := $replace($substring($kept, 0, {HASHED_NAME_CHARS}), /-+$/, ''); "
+    f"$digest := $substring($lowercase($hash($name, {_js(NAME_HASH_ALGORITHM)})), 0, {NAME_HASH_CHARS}); "
+    f"{_js(JOB_NAME_PREFIX)} & ($replace($substring($kept, 0, {EXECUTION_NAME_CHARS}), /-+$/, '') = $name "
+    f"and $not($contains($name, /{RETRY_LIKE_ENDING}/)) ? $name : ($head = '' ? '' : $head & '-') & $digest))"
 )
 
 

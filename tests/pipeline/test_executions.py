@@ -294,3 +294,17 @@ def test_a_failed_prep_is_notified_and_fails_without_a_job(run: Runner, sf: Step
     )
     assert json.loads(cause.split(" | cause: ", 1)[1])["errorType"] == "ChecksumError"
     assert "failure_reason" not in assert_notified_once(account, "legal-gptj-bad-archive", "ChecksumError")
+
+
+# ---------------------------------------------------------------- job names
+
+
+def test_hand_named_executions_that_share_their_first_characters_get_their_own_jobs(
+    run: Runner, sf: StepFunctions
+) -> None:
+    first = run({}, name="legal-run-january-01")
+    second = run({}, name="legal-run-january-02")
+    assert (first.status, second.status) == ("SUCCEEDED", "SUCCEEDED"), (first.cause, second.cause)
+    names = job_names(sf)
+    assert names == [job_base_name("legal-run-january-01"), job_base_name("legal-run-january-02")]
+    assert len(set(names)) == 2 and all(len(f"{n}-r4") <= 32 for n in names)
