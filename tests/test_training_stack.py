@@ -376,6 +376,8 @@ def test_every_failure_is_published_then_fails_the_execution(default_app: Assemb
     assert notify["Resource"] == "arn:aws:states:::sns:publish"
     assert notify["Arguments"]["TopicArn"] == "${Ref:NotificationsTopicAE679CBD}"
     assert "$failure.Error" in notify["Arguments"]["Message"] and "$failure.Cause" in notify["Arguments"]["Message"]
+    # SNS takes subjects of fewer than 100 characters.
+    assert notify["Arguments"]["Subject"] == "{% $substring('Legal GPT-J training failed: ' & $jobName, 0, 99) %}"
     assert notify["Next"] == "TrainingFailed" and notify["Catch"] == [
         {"ErrorEquals": ["States.ALL"], "Next": "TrainingFailed"}
     ]

@@ -69,6 +69,7 @@ TRANSIENT_API_ERRORS = ("SageMaker.AmazonSageMakerException",)
 # What the execution fails with after the notification; the original error and cause are in its cause.
 FAILURE_ERROR = "PipelineFailed"
 MAX_CAUSE_CHARS = 30000  # Step Functions takes causes of up to 32,768 characters
+SNS_SUBJECT_CHARS = 99  # SNS: subjects must be fewer than 100 characters (DESIGN.md §6)
 LAMBDA_TRANSIENT_ERRORS = (
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
@@ -487,7 +488,7 @@ def _failure_states(spec: PipelineSpec) -> dict[str, Any]:
             "Resource": _service(spec, "sns:publish"),
             "Arguments": {
                 "TopicArn": spec.topic_arn,
-                "Subject": _expr("$substring('Legal GPT-J training failed: ' & $jobName, 0, 100)"),
+                "Subject": _expr(f"$substring('Legal GPT-J training failed: ' & $jobName, 0, {SNS_SUBJECT_CHARS})"),
                 "Message": _expr(message),
             },
             # The run has failed either way: a notification that cannot be sent must not hide the cause.

@@ -1,5 +1,5 @@
 """Single expressions of the definition evaluated by the `jsonata` engine, with the variables they read bound as
-moto binds them: the job-name rule against its Python twin for many names."""
+moto binds them: the job-name rule against its Python twin for many names, and the failure subject's length."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 from fakes.stepfunctions import JsonataEngine
 from lambdas.stop_executions.handler import is_job_of, job_base_name
 from stacks.constructs import training_definition as td
+from tests.pipeline.conftest import Account
+from tests.pipeline.request_model import problems
 
 SAGEMAKER_NAME = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
 NAMES = [
@@ -63,3 +65,11 @@ def test_hash_is_step_functions_hash(engine: JsonataEngine) -> None:
     # The example of the Step Functions developer guide (States.Hash, the same algorithms): SHA-1 of "input data".
     assert evaluate(engine, "$hash('input data', 'SHA-1')") == "aaff4a450a104cd177d28d18d74485e8cae074b7"
     assert evaluate(engine, "$hash('Überprüfung', 'SHA-256')") == hashlib.sha256("Überprüfung".encode()).hexdigest()
+
+
+@pytest.mark.parametrize("job", ["legal-gptj-260126-101500-a1b2", "legal-gptj-" + "x" * 120])
+def test_the_failure_subject_fits_sns_whatever_the_job_name(account: Account, engine: JsonataEngine, job: str) -> None:
+    subject_field = account.pipeline().definition["States"]["NotifyFailure"]["Arguments"]["Subject"]
+    subject = evaluate(engine, expression_of(subject_field), jobName=job)
+    assert subject.startswith("Legal GPT-J training failed: legal-gptj-")
+    assert problems("sns", "Publish", {"TopicArn": account.topic_arn, "Message": "m", "Subject": subject}) == []
