@@ -29,18 +29,21 @@ What is stood in, because the interpreter lacks it (each the smallest piece that
   `States.TaskFailed` with the job's description (JSON) as the cause; an API error as `SageMaker.<modelled error
   shape>Exception` for the shapes botocore models for the operation, `SageMaker.AmazonSageMakerException` for the
   rest (throttling included; DESIGN.md §6).
-* SageMaker's jobs: moto's are Completed the moment they are created and reuse names freely. `SageMaker` gives
-  each job a life: created InProgress, then the outcome a test scripts (`JobOutcome`) or that a `JobRunner` (the
-  rehearsal's training container) produces; a second job of the same name is refused with ResourceInUse; scripted
-  API errors (throttling, account limits) are returned by botocore's own error path.
+* SageMaker's jobs: moto's are Completed the moment they are created, and its training jobs reuse names freely.
+  `SageMaker` gives each job a life: created InProgress, then the outcome a test scripts (`JobOutcome`) or that a
+  `JobRunner` (the rehearsal's training container) produces; a second job of the same name is refused with
+  ResourceInUse; scripted API errors (throttling, account limits) are returned by botocore's own error path.
+* SageMaker's training platform, for `make rehearse`: `TrainingContainer` runs a CreateTrainingJob request's script
+  on this machine with the environment and arguments the SageMaker training toolkit would give it.
 * Lambda's runtime: moto runs functions in Docker, which these machines lack. `LambdaRuntime` calls the function's
   Python handler in-process, with the function's environment variables, and answers as Lambda's Python runtime
   does (a raised exception is a function error whose `errorType` names the exception).
 * Time: Wait states and Retry intervals are recorded in `Clock`, not slept.
 
-Not stood in, so not covered: Step Functions' static checks of a definition beyond moto's, IAM, quotas and
-payload limits other than moto's, and the execution of JSONata evaluation errors (moto reports them as
-`States.Runtime`; Step Functions says `States.QueryEvaluationError`).
+Not stood in, so not covered: Step Functions' static checks of a definition beyond moto's, IAM, quotas and payload
+limits other than moto's, and the error name of an expression the engine cannot evaluate (moto reports
+`States.Runtime` where Step Functions says `States.QueryEvaluationError`; an expression that yields nothing is
+`States.QueryEvaluationError` in both).
 """
 
 from __future__ import annotations
@@ -90,6 +93,7 @@ ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
 ACCESS_KEY = SECRET_KEY = "testing"
 JSONATA_VERSION = "2.0.6"
+MIN_NODE_MAJOR = 22  # package.json's engines; the virtualenv brings 24
 
 # The node side of the engine: one JSON request per line in, one JSON reply per line out, in order.
 _ENGINE_JS = r"""
@@ -136,8 +140,8 @@ class JsonataError(Exception):
 
 
 class JsonataEngine:
-    """The `jsonata` JavaScript engine in one node child for the whole session (a process per expression would
-    cost ~50 ms each). Thread-safe: moto evaluates states in worker threads."""
+    """The `jsonata` JavaScript engine in one node child for the whole session (a node process per expression costs
+    ~65 ms here, an evaluation in the child ~0.2 ms). Thread-safe: moto evaluates states in worker threads."""
 
     def __init__(self, node: Path | None = None, root: Path = ROOT) -> None:
         self.node = node or Path(sys.executable).parent / "node"
@@ -166,6 +170,11 @@ class JsonataEngine:
                 f"node_modules has jsonata {hello.get('jsonata')}, expected {JSONATA_VERSION}: run `make setup`"
             )
         self.versions = {"jsonata": hello["jsonata"], "node": hello["node"]}
+        if int(hello["node"].lstrip("v").split(".")[0]) < MIN_NODE_MAJOR:
+            self.stop()
+            raise RuntimeError(
+                f"{self.node} is Node.js {hello['node']}, expected {MIN_NODE_MAJOR} or newer: run `make setup`"
+            )
         return self
 
     def _read_line(self) -> str:
@@ -298,7 +307,7 @@ class SageMaker:
     api_errors: dict[str, deque[ApiError]] = field(default_factory=dict)
     always: dict[str, ApiError] = field(default_factory=dict)
     runner: JobRunner | None = None
-    # Every call made, validated or not: (operation, request).
+    # Every call botocore validated and sent, refused ones included: (operation, request).
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def clear(self) -> None:
