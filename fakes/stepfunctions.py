@@ -310,11 +310,37 @@ class SageMaker:
     # Every call botocore validated and sent, refused ones included: (operation, request).
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
+    _clients: dict[str, Any] = field(default_factory=dict)
+
     def clear(self) -> None:
         self.outcomes.clear()
         self.api_errors.clear()
         self.always.clear()
         self.calls.clear()
+
+    def forget_clients(self) -> None:
+        self._clients.clear()
+
+    def client(self, region: str) -> Any:
+        """The integration's client (one per region: making a client costs more than a call)."""
+        if region not in self._clients:
+            client = sagemaker_client(region)
+            client.meta.events.register_first("before-call.sagemaker.*", self.refuse)
+            self._clients[region] = client
+        return self._clients[region]
+
+    def refuse(self, model: Any, params: Mapping[str, Any], **_: Any) -> Any:
+        """Called by botocore after it validated the request: SageMaker's refusals, through botocore's own error
+        path (the error class and code it would parse from the service's answer)."""
+        body = params.get("body") or b"{}"  # serialized by botocore for SageMaker's JSON protocol
+        request = json.loads(body)
+        self.calls.append((model.name, request))
+        error = self.api_error_for(model.name, request)
+        if error is None:
+            return None
+        http = SimpleNamespace(status_code=error.status, headers={}, content=b"")
+        metadata = {"HTTPStatusCode": error.status, "RequestId": str(uuid.uuid4())}
+        return http, {"Error": {"Code": error.code, "Message": error.message}, "ResponseMetadata": metadata}
 
     def fail_next(self, operation: str, *errors: ApiError) -> None:
         self.api_errors.setdefault(operation, deque()).extend(errors)
@@ -560,22 +586,7 @@ class SageMakerSync(StateTaskServiceCallback):
             raise ValueError(f"the stand-in runs SageMaker's create*Job.sync only, not {self.resource.resource_arn}")
 
     def _client(self, region: str) -> Any:
-        client = sagemaker_client(region)
-        client.meta.events.register_first("before-call.sagemaker.*", self._refuse)
-        return client
-
-    def _refuse(self, model: Any, params: Mapping[str, Any], **_: Any) -> Any:
-        """Called by botocore after it validated the request: SageMaker's refusals, through botocore's own error
-        path (the error class and code it would parse from the service's answer)."""
-        body = params.get("body") or b"{}"  # serialized by botocore for SageMaker's JSON protocol
-        request = json.loads(body)
-        self.sagemaker.calls.append((model.name, request))
-        error = self.sagemaker.api_error_for(model.name, request)
-        if error is None:
-            return None
-        http = SimpleNamespace(status_code=error.status, headers={}, content=b"")
-        metadata = {"HTTPStatusCode": error.status, "RequestId": str(uuid.uuid4())}
-        return http, {"Error": {"Code": error.code, "Message": error.message}, "ResponseMetadata": metadata}
+        return self.sagemaker.client(region)
 
     def _from_error(self, env: Any, ex: Exception) -> Any:
         if not isinstance(ex, ClientError | ParamValidationError):
@@ -587,7 +598,7 @@ class SageMakerSync(StateTaskServiceCallback):
             request_id = ex.response["ResponseMetadata"].get("RequestId", "")
             status = ex.response["ResponseMetadata"].get("HTTPStatusCode", 400)
         operation = SAGEMAKER_SYNC_OPERATIONS[self.resource.api_action][0]
-        error = sagemaker_error_name(sagemaker_client().meta.service_model.operation_model(operation), code)
+        error = sagemaker_error_name(self._client(REGION).meta.service_model.operation_model(operation), code)
         cause = (
             f"{message} (Service: AmazonSageMaker; Status Code: {status}; Error Code: {code}; "
             f"Request ID: {request_id}; Proxy: null)"
@@ -748,6 +759,7 @@ class StepFunctions:
         self.sagemaker = SageMaker()
         self.lambdas = lambdas or LambdaRuntime()
         self._stack = contextlib.ExitStack()
+        self._clients: dict[str, Any] = {}
 
     def start(self) -> StepFunctions:
         try:
@@ -800,6 +812,8 @@ class StepFunctions:
         enter(mock_aws(config={"stepfunctions": {"execute_state_machine": True}}))
 
     def stop(self) -> None:
+        self._clients.clear()
+        self.sagemaker.forget_clients()  # they reach moto only while mock_aws runs
         self._stack.close()
 
     def __enter__(self) -> StepFunctions:
@@ -811,7 +825,12 @@ class StepFunctions:
         self.stop()
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        """A client of moto's in-process backends (kept: making one costs more than a call)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service, region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY
+            )
+        return self._clients[service]
 
     def create_state_machine(self, definition: Mapping[str, Any] | str, name: str = "pipeline") -> str:
         text = definition if isinstance(definition, str) else json.dumps(definition)
@@ -831,10 +850,13 @@ class StepFunctions:
         text = json.dumps({} if execution_input is None else execution_input)
         arn = sfn.start_execution(stateMachineArn=state_machine_arn, name=name, input=text)["executionArn"]
         deadline = time.monotonic() + timeout
+        # Each poll is an API call that takes the interpreter's thread's GIL: poll often at first, then less.
+        delay = 0.002
         while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the execution {name} still runs after {timeout} s")
-            time.sleep(0.005)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
         events = [
             event
             for page in sfn.get_paginator("get_execution_history").paginate(executionArn=arn)
