@@ -68,7 +68,7 @@ CAPACITY_FAILURE_REASON = "/^(CapacityError|InsufficientCapacity)/"
 TRANSIENT_API_ERRORS = ("SageMaker.AmazonSageMakerException",)
 # What the execution fails with after the notification; the original error and cause are in its cause.
 FAILURE_ERROR = "PipelineFailed"
-MAX_CAUSE_CHARS = 30000  # Step Functions takes causes of up to 32,768 characters
+MAX_CAUSE_CHARS = 30000  # a margin below the 32,768 characters of Step Functions' cause fields
 SNS_SUBJECT_CHARS = 99  # SNS: subjects must be fewer than 100 characters (DESIGN.md §6)
 LAMBDA_TRANSIENT_ERRORS = (
     "Lambda.ClientExecutionTimeoutException",
