@@ -1,24 +1,30 @@
-"""`make rehearse`: the whole chain on this machine, with no AWS account, before a multi-hour GPU job.
+"""`make rehearse`: the training pipeline itself on this machine, with no AWS account, before a multi-hour GPU job.
 
-archive -> prep CLI (over loopback HTTP) -> S3 (moto's server on loopback) -> manifest -> channels, as SageMaker
-would download them -> training/train.py on CPU with a tiny random-init GPT-J -> the saved model loaded and asked
-the notebook's question through the same request translation that `make invoke` uses.
+The state machine that the training stack deploys (stacks/constructs/training_definition.py, built from settings)
+executes in moto's ASL interpreter with the `jsonata` engine (fakes/stepfunctions.py says what is real and what is
+stood in). Its PrepareDataset step invokes the real prep handler, which downloads a synthetic archive over loopback
+HTTP into S3 (moto); its TrainModel step creates the training job, and that job runs training/train.py from the
+shipped source archive on a tiny random-init GPT-J, on CPU, with the SageMaker environment derived from the
+CreateTrainingJob request the state machine made (channels, hyperparameters, output path): a hyperparameter the
+script does not accept fails the rehearsal. Then the model folder the execution's output names is downloaded from
+S3, loaded, and asked the notebook's question through the same request translation that `make invoke` uses.
 
-It catches wiring bugs (paths, channel layout, manifest fields, argument names, the saved model's format, the
-request schema), not model quality: the archive is synthetic and the model tiny.
+It catches wiring bugs (state machine to prep to channels to script arguments to model layout to request schema),
+not model quality: the archive is synthetic and the model tiny.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
+import io
 import json
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 import time
+import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +40,11 @@ NOTEBOOK_REQUEST = {
     "do_sample": True,
     "temperature": 1,
 }
-STEPS = 5
+STEPS = 4
+BUCKET = "legal-gptj-rehearsal"
+# Deployed settings the rehearsal changes so that a tiny model on a CPU trains in seconds; everything else is the
+# default configuration (instance type, spot off, tuning off). The execution input sets doc_count, epochs, method.
+REHEARSAL_SETTINGS: dict[str, Any] = {"block_size": 64, "learning_rate": 3e-3, "per_device_train_batch_size": 8}
 
 
 class Progress:
@@ -47,73 +57,85 @@ class Progress:
         print(f"[{self.step}/{STEPS}] {time.monotonic() - self.started:5.1f}s  {message}", file=sys.stderr, flush=True)
 
 
-def run_prep(archive: Path, doc_count: int, s3: Any, progress: Progress) -> str:
-    """The prep's own command line, downloading over loopback HTTP into the loopback S3 `s3`; returns the manifest
-    URI."""
-    from fakes.http_server import BlobServer
+@dataclass
+class Rehearsal:
+    """What a rehearsal ran, for the summary and the tests."""
 
-    data = archive.read_bytes()
-    with BlobServer(data) as http:
-        bucket = s3.new_bucket()
-        progress(f"prep: {len(data) / 1e6:.1f} MB archive over {http.url} into s3://{bucket} ({s3.endpoint_url})")
-        result = subprocess.run(
-            [
-                sys.executable, "-m", "lambdas.dataset_prep", "--source-url", http.url, "--bucket", bucket,
-                "--s3-endpoint-url", s3.endpoint_url, "--doc-count", str(doc_count), "--quiet",
-                "--expected-md5", hashlib.md5(data, usedforsecurity=False).hexdigest(),
-            ],
-            cwd=ROOT, env={**os.environ, **s3.env()}, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    if result.returncode != 0:
-        raise SystemExit(f"error: the prep failed: {result.stderr.strip()}")
-    return result.stdout.strip().splitlines()[-1]
+    execution: Any
+    request: dict[str, Any]
+    run: dict[str, Any]
+    model_dir: Path
+    answer: str
+    metrics: dict[str, list[float]]
 
 
-def download_channels(s3: Any, manifest_uri: str, channels: Path, progress: Progress) -> dict[str, Path]:
-    """Only what the manifest names, checked against its sizes and sha256, as SageMaker's File mode lays it out."""
-    client = s3.client()
-    bucket, _, key = manifest_uri.removeprefix("s3://").partition("/")
-    manifest = json.loads(client.get_object(Bucket=bucket, Key=key)["Body"].read())
-    progress(f"manifest {manifest_uri}: dataset {manifest['dataset_id']}")
-    folders = {}
-    for channel, output in manifest["outputs"].items():
-        body = client.get_object(Bucket=bucket, Key=output["key"])["Body"].read()
-        if len(body) != output["size_bytes"] or hashlib.sha256(body).hexdigest() != output["sha256"]:
-            raise SystemExit(f"error: s3://{bucket}/{output['key']} does not match its manifest entry")
-        folder = channels / channel
-        folder.mkdir(parents=True)
-        (folder / Path(output["key"]).name).write_bytes(body)
-        folders[channel] = folder
-    return folders
+def hub_cache(folder: Path, model: Path) -> Path:
+    """A Hugging Face Hub cache holding `model` as the pinned revision of the base model's id, which is where
+    train.py looks for it offline: the job downloads the base model from the Hub by id (decisions.md T7)."""
+    sys.path.insert(0, str(ROOT / "training"))
+    from arguments import MODEL_ID, MODEL_REVISION
+
+    repo = folder / ("models--" + MODEL_ID.replace("/", "--"))
+    snapshot = repo / "snapshots" / MODEL_REVISION
+    snapshot.mkdir(parents=True)
+    for path in model.iterdir():
+        (snapshot / path.name).write_bytes(path.read_bytes())
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(MODEL_REVISION)
+    return folder
 
 
-def train(workdir: Path, folders: dict[str, Path], progress: Progress) -> tuple[Path, str]:
-    from fakes.tiny_gptj import make_tiny_model
+def deploy(sf: Any, archive: Any, source_url: str, settings: Any) -> dict[str, Any]:
+    """What the dataset and training stacks would have created, in moto: the bucket, the prep function with the
+    dataset stack's environment, the job role, the failure topic, the shipped source archive, the state machine."""
+    from stacks.constructs import training_definition as td
+    from stacks.constructs.training_source import TRAINING_SOURCE, archive_bytes
 
-    model = make_tiny_model(workdir / "base-model", sorted(folders["train"].glob("*.txt")))
-    progress("training/train.py on CPU: tiny random-init GPT-J, 12 steps, checkpoints, eval before and after")
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("SM_")},
-        "SM_CHANNEL_TRAIN": str(folders["train"]),
-        "SM_CHANNEL_VALIDATION": str(folders["validation"]),
-        "SM_MODEL_DIR": str(workdir / "model"),
-        "SM_OUTPUT_DATA_DIR": str(workdir / "output"),
-        "SM_NUM_GPUS": "0",
-        "HF_HUB_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-    }
-    result = subprocess.run(
-        [
-            sys.executable, str(ROOT / "training" / "train.py"), "--model_name_or_path", str(model),
-            "--checkpoint_dir", str(workdir / "checkpoints"), "--block_size", "32", "--max_steps", "12",
-            "--learning_rate", "3e-3", "--checkpoint_every_steps", "6", "--eval_every_steps", "12",
-            "--logging_steps", "4",
-        ],
-        cwd=workdir, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        raise SystemExit(f"error: training failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    return workdir / "model", result.stdout
+    sf.client("s3").create_bucket(Bucket=BUCKET)
+    role = sf.client("iam").create_role(RoleName="job-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as code:
+        code.writestr("placeholder.py", "")  # the runtime runs lambdas/dataset_prep from this checkout
+    prep = sf.client("lambda").create_function(
+        FunctionName="prep",
+        Runtime="python3.14",
+        Role=role,
+        Handler="dataset_prep.handler.handler",
+        Code={"ZipFile": buffer.getvalue()},
+        Timeout=900,
+        # stacks/constructs/dataset_prep.py, with the loopback archive as the source.
+        Environment={"Variables": {"DATASET_BUCKET": BUCKET, "DOC_COUNT": str(settings.doc_count),
+                                   "VALIDATION": settings.validation, "SOURCE_URL": source_url,
+                                   "EXPECTED_MD5": archive.md5}},
+    )["FunctionArn"]  # fmt: skip
+    topic = sf.client("sns").create_topic(Name="training-failures")["TopicArn"]
+    sf.client("s3").put_object(Bucket=BUCKET, Key="assets/training-source.tar.gz", Body=archive_bytes(TRAINING_SOURCE))
+    spec = td.PipelineSpec(
+        settings=settings,
+        partition="aws",
+        bucket_name=BUCKET,
+        key_arn="arn:aws:kms:us-east-1:123456789012:key/rehearsal",
+        job_role_arn=role,
+        prep_function_arn=prep,
+        topic_arn=topic,
+        source_s3_uri=f"s3://{BUCKET}/assets/training-source.tar.gz",
+        image_uri="763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker",
+    )
+    return {"arn": sf.create_state_machine(td.definition(spec), name="rehearsal"), "spec": spec}
+
+
+def download_model(s3: Any, uri: str, folder: Path) -> Path:
+    """The model folder the execution's output names, as the serving stack's container would fetch it."""
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for o in page.get("Contents", [])]  # fmt: skip
+    if not keys:
+        raise SystemExit(f"error: the execution's model_s3_uri {uri} holds no files")
+    for key in keys:
+        target = folder / key[len(prefix) :]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(target))
+    return folder
 
 
 def metric_values(log: str) -> dict[str, list[float]]:
@@ -136,7 +158,7 @@ def query(model_dir: Path, progress: Progress) -> str:
     generation = Generation.from_notebook(NOTEBOOK_REQUEST)
     prompt = tokenizer(generation.text_inputs, return_tensors="pt")
     body = lmi_request(generation, prompt_tokens=int(prompt["input_ids"].shape[1]))
-    progress(f"query the saved model with the LMI request {json.dumps(body)}")
+    progress(f"query the model from S3 with the LMI request {json.dumps(body)}")
     parameters = body["parameters"]
     torch.manual_seed(0)
     output = model.generate(
@@ -153,37 +175,78 @@ def query(model_dir: Path, progress: Progress) -> str:
     return generated_texts(json.dumps({"generated_text": text}))[0]
 
 
+def rehearse(workdir: Path, doc_count: int, method: str, progress: Progress) -> Rehearsal:
+    from config import Settings
+    from fakes.archive import build_synthetic_archive
+    from fakes.http_server import BlobServer
+    from fakes.stepfunctions import TrainingContainer, step_functions
+    from fakes.tiny_gptj import make_tiny_model
+
+    progress(f"synthetic dataset.zip with the real layout ({doc_count} + 3 UK-Abs judgments) in {workdir}")
+    archive = build_synthetic_archive(workdir / "dataset.zip", uk_train_docs=doc_count, uk_test_docs=3)
+    # The tiny model's tokenizer learns the judgments' text (the real one is GPT-2's, trained on far more).
+    texts = workdir / "tokenizer-text"
+    texts.mkdir()
+    for name in archive.uk_train_names:
+        (texts / name).write_bytes(archive.read(f"UK-Abs/train-data/judgement/{name}"))
+    cache = hub_cache(workdir / "hub", make_tiny_model(workdir / "tiny-gptj", sorted(texts.glob("*.txt"))))
+    settings = Settings(region="us-east-1", doc_count=doc_count, **REHEARSAL_SETTINGS)
+    container = TrainingContainer(
+        workdir / "jobs",
+        extra_env={"HF_HUB_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+                   "HF_HUB_DISABLE_PROGRESS_BARS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")},
+    )  # fmt: skip
+    with BlobServer(archive.data) as http, step_functions() as sf:
+        deployed = deploy(sf, archive, http.url, settings)
+        sf.sagemaker.runner = container
+        execution_input = {"doc_count": doc_count, "epochs": 1, "method": method}
+        progress(
+            f"execute the training state machine ({sf.engine.versions['jsonata']} on node {sf.engine.versions['node']})"
+            f" with {json.dumps(execution_input)}: prep over {http.url}, then the training job on CPU"
+        )
+        execution = sf.run(
+            deployed["arn"], execution_input, name=time.strftime("%y%m%d-%H%M%S-rhrs", time.gmtime()), timeout=600
+        )
+        requests = [r for op, r in sf.sagemaker.calls if op == "CreateTrainingJob"]
+        if execution.status != "SUCCEEDED":
+            log = container.runs[-1]["log"][-3000:] if container.runs else ""
+            raise SystemExit(f"error: the pipeline failed: {execution.error}: {execution.cause}\n{log}")
+        (request,) = requests
+        (run,) = container.runs
+        progress(f"{execution.states} -> {execution.output['model_s3_uri']}")
+        model_dir = download_model(sf.client("s3"), execution.output["model_s3_uri"], workdir / "model-from-s3")
+    answer = query(model_dir, progress)
+    return Rehearsal(execution, request, run, model_dir, answer, metric_values(run["log"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make rehearse", description=__doc__)
     parser.add_argument("--doc-count", type=int, default=8, help="training judgments in the synthetic archive")
+    parser.add_argument("--method", choices=("full", "lora"), default="full", help="the execution's method")
     parser.add_argument("--keep", type=Path, help="keep the work folder here instead of a temporary one")
     args = parser.parse_args(argv)
+    if not 1 <= args.doc_count <= 693:
+        parser.error(f"--doc-count: expected an integer from 1 to 693, got {args.doc_count}")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs every request
+    for noisy in ("moto", "werkzeug", "dataset_prep"):  # the interpreter logs every caught error with its state
+        logging.getLogger(noisy).setLevel(logging.CRITICAL)
     sys.path.insert(0, str(ROOT))
-    from fakes.archive import build_synthetic_archive
-    from fakes.moto_server import MotoServer
-
     progress = Progress()
     with tempfile.TemporaryDirectory(prefix="rehearse-") as temporary:
         workdir = args.keep or Path(temporary)
         workdir.mkdir(parents=True, exist_ok=True)
-        progress(f"synthetic dataset.zip with the real layout ({args.doc_count} + 3 UK-Abs judgments) in {workdir}")
-        archive = build_synthetic_archive(workdir / "dataset.zip", uk_train_docs=args.doc_count, uk_test_docs=3)
-        with MotoServer() as s3:
-            manifest_uri = run_prep(archive.path, args.doc_count, s3, progress)
-            folders = download_channels(s3, manifest_uri, workdir / "channels", progress)
-        model_dir, log = train(workdir, folders, progress)
-        metrics = metric_values(log)
-        answer = query(model_dir, progress)
-    perplexity = metrics.get("eval:perplexity", [])
-    print(f"manifest:   {manifest_uri}")
-    print(f"train loss: {' -> '.join(f'{v:.3f}' for v in metrics.get('train:loss', []))}")
+        result = rehearse(workdir, args.doc_count, args.method, progress)
+    perplexity = result.metrics.get("eval:perplexity", [])
+    print(f"states:     {' -> '.join(result.execution.states)}")
+    print(f"job:        {result.request['TrainingJobName']} ran train.py {' '.join(result.run['argv'])}")
+    print(f"manifest:   {result.execution.output['manifest_uri']}")
+    print(f"model:      {result.execution.output['model_s3_uri']}")
+    print(f"train loss: {' -> '.join(f'{v:.3f}' for v in result.metrics.get('train:loss', []))}")
     if len(perplexity) >= 2:
         print(f"validation perplexity: base {perplexity[0]:.1f} -> fine-tuned {perplexity[-1]:.1f}")
-    print(f"answer:     {answer!r}")
+    print(f"answer:     {result.answer!r}")
     print(f"rehearsal passed in {time.monotonic() - progress.started:.0f}s")
     return 0
 

@@ -21,7 +21,7 @@ import pytest
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
 from config import Settings
-from lambdas.stop_executions.handler import EXECUTION_NAME_CHARS, JOB_NAME_PREFIX, job_base_name
+from lambdas.stop_executions.handler import EXECUTION_NAME_CHARS, JOB_NAME_PREFIX, NAME_HASH_ALGORITHM, job_base_name
 from stacks.constructs import training_definition as td
 from stacks.constructs.training_source import TRAINING_SOURCE, archive_bytes, build_archive, source_files
 from tests.synth import CONFIGURATIONS, ROOT, Assembly, synth
@@ -294,20 +294,22 @@ def test_job_is_named_from_the_execution_and_tagged(default_app: Assembly) -> No
     assert request["EnableNetworkIsolation"] is False
     read_input = states(default_app)["ReadInput"]["Assign"]
     assert read_input["jobBase"] == read_input["jobName"] == "{% " + td.JOB_BASE_EXPRESSION + " %}"
+    # Built from the twin's constants; tests/pipeline/test_expressions.py evaluates it against the twin.
     assert f"0, {EXECUTION_NAME_CHARS})" in td.JOB_BASE_EXPRESSION and f"'{JOB_NAME_PREFIX}'" in td.JOB_BASE_EXPRESSION
+    assert f"$hash($name, '{NAME_HASH_ALGORITHM}')" in td.JOB_BASE_EXPRESSION
 
 
 @pytest.mark.parametrize(
     ("execution", "job"),
     [
         ("260126-101500-a1b2", "legal-gptj-260126-101500-a1b2"),
-        ("3f2a1b4c-1d2e-4f5a-8b9c-0123456789ab", "legal-gptj-3f2a1b4c-1d2e-4f5a"),
-        ("my run_1", "legal-gptj-myrun1"),
-        ("a_b-c-", "legal-gptj-ab-c"),
+        ("3f2a1b4c-1d2e-4f5a-8b9c-0123456789ab", "legal-gptj-3f2a1b4c-1d-fc5733"),
+        ("my run_1", "legal-gptj-myrun1-3ba770"),
+        ("a_b-c-", "legal-gptj-ab-c-4383a5"),
     ],
 )
 def test_job_names_fit_sagemaker_limits_with_a_retry_suffix(execution: str, job: str) -> None:
-    """The Python twin of the state machine's rule (checked against the JSONata engine when it was written)."""
+    """The Python twin of the state machine's rule (tests/pipeline evaluates the rule itself against it)."""
     assert job_base_name(execution) == job
     retried = f"{job}-r{td.MAX_ATTEMPTS}"
     assert len(retried) <= 32  # tuning job names
@@ -336,13 +338,10 @@ def test_capacity_failures_retry_with_growing_waits_then_notify(default_app: Ass
     s = states(default_app)
     train = s["TrainModel"]
     assert train["Resource"] == "arn:aws:states:::sagemaker:createTrainingJob.sync"
+    # The name Step Functions gives SageMaker's throttling and 5xx errors (tests/pipeline shows the retry happen).
     assert train["Retry"] == [
         {
-            "ErrorEquals": [
-                "SageMaker.ThrottlingException",
-                "SageMaker.InternalServerError",
-                "SageMaker.ServiceUnavailable",
-            ],
+            "ErrorEquals": ["SageMaker.AmazonSageMakerException"],
             "IntervalSeconds": 30,
             "MaxAttempts": 3,
             "BackoffRate": 2,
@@ -350,13 +349,19 @@ def test_capacity_failures_retry_with_growing_waits_then_notify(default_app: Ass
         }
     ]
     assert train["Catch"] == [
-        {"ErrorEquals": ["States.ALL"], "Assign": {"failure": "{% $states.errorOutput %}"}, "Next": "ShouldRetry"}
+        {
+            "ErrorEquals": ["States.ALL"],
+            "Assign": {"failure": "{% $states.errorOutput %}", "failedState": "TrainModel"},
+            "Next": "ShouldRetry",
+        }
     ]
     (rule,) = s["ShouldRetry"]["Choices"]
     assert rule["Next"] == "WaitBeforeRetry" and s["ShouldRetry"]["Default"] == "NotifyFailure"
-    assert rule["Condition"].startswith("{% $attempt < 4 and (")
+    assert rule["Condition"].startswith("{% ($reason := " + td.JOB_FAILURE_REASON + "; $attempt < 4 and (")
     assert "'SageMaker.ResourceLimitExceededException'" in rule["Condition"]
-    assert "$contains($failure.Cause, /CapacityError|InsufficientCapacity|insufficient capacity/i)" in rule["Condition"]
+    # Decided on the failed job's FailureReason, not on the whole description (tests/pipeline: the algorithm error).
+    assert "$contains($reason, /^(CapacityError|InsufficientCapacity)/)" in rule["Condition"]
+    assert "$contains($failure.Cause" not in rule["Condition"]
     wait = s["WaitBeforeRetry"]
     assert wait["Seconds"] == "{% $round($min([600 * $power(2, $attempt - 1), 3600])) %}"
     assert wait["Assign"] == {"attempt": "{% $attempt + 1 %}", "jobName": "{% $jobBase & '-r' & ($attempt + 1) %}"}
@@ -371,14 +376,16 @@ def test_every_failure_is_published_then_fails_the_execution(default_app: Assemb
     assert notify["Resource"] == "arn:aws:states:::sns:publish"
     assert notify["Arguments"]["TopicArn"] == "${Ref:NotificationsTopicAE679CBD}"
     assert "$failure.Error" in notify["Arguments"]["Message"] and "$failure.Cause" in notify["Arguments"]["Message"]
+    # SNS takes subjects of fewer than 100 characters.
+    assert notify["Arguments"]["Subject"] == "{% $substring('Legal GPT-J training failed: ' & $jobName, 0, 99) %}"
     assert notify["Next"] == "TrainingFailed" and notify["Catch"] == [
         {"ErrorEquals": ["States.ALL"], "Next": "TrainingFailed"}
     ]
-    assert s["TrainingFailed"] == {
-        "Type": "Fail",
-        "Error": "{% $failure.Error %}",
-        "Cause": "{% $exists($failure.Cause) ? $substring($failure.Cause, 0, 30000) : 'see the execution history' %}",
-    }
+    # A name of our own: `States.` names are reserved, and re-raising `States.TaskFailed` is a runtime error.
+    failed = s["TrainingFailed"]
+    assert (failed["Type"], failed["Error"]) == ("Fail", "PipelineFailed")
+    assert "$failure.Error" in failed["Cause"] and "$failure.Cause" in failed["Cause"]
+    assert s["PrepareDataset"]["Catch"][0]["Assign"]["failedState"] == "PrepareDataset"
     topics = resources(default_app, "AWS::SNS::Topic")
     assert len(topics) == 1 and "NotificationsTopicAE679CBD" in topics
     assert resources(default_app, "AWS::SNS::Subscription") == {}
@@ -480,13 +487,17 @@ def test_definition_parses_as_amazon_states_language(overrides: dict[str, object
 
 
 def test_every_variable_read_is_assigned(default_app: Assembly) -> None:
-    text = json.dumps(definition(synth(**TUNING))) + json.dumps(definition(default_app))
-    assigned = set(
-        re.findall(r'"(\w+)": "\{%', json.dumps([s.get("Assign", {}) for s in states(default_app).values()]))
-    )
-    assigned |= {"attempt", "failure"}  # a literal, and the catchers' assignment
-    read = set(re.findall(r"\$([a-zA-Z]\w*)\b(?!\()", text)) - {"states"}
-    assert read <= assigned, read - assigned
+    for document in (definition(synth(**TUNING)), definition(default_app)):
+        text = json.dumps(document)
+        assigned = {
+            name
+            for state in document["States"].values()
+            for assign in [state.get("Assign", {}), *(c.get("Assign", {}) for c in state.get("Catch", []))]
+            for name in assign
+        }
+        local = set(re.findall(r"\$(\w+) :=", text)) | set(re.findall(r"function\(\$(\w+)\)", text))
+        read = set(re.findall(r"\$([a-zA-Z]\w*)\b(?!\()", text)) - {"states"}
+        assert read <= assigned | local, read - assigned - local
 
 
 # ---------------------------------------------------------------- roles

@@ -11,12 +11,14 @@ Two callers:
 
 Job names are derived from the execution name (`job_base_name`); the state machine builds the same names with the
 JSONata expression in stacks/constructs/training_definition.py, which imports the constants below so that the two
-rules cannot drift apart. A retried attempt appends `-r<attempt>` to the base name.
+rules cannot drift apart (tests/pipeline evaluates that expression with the JSONata engine against this function).
+A retried attempt appends `-r<attempt>` to the base name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import time
@@ -30,9 +32,19 @@ JOB_NAME_PREFIX = "legal-gptj-"
 # SageMaker caps tuning job names at 32 characters; "-r<attempt>" (3 characters) must still fit.
 MAX_TUNING_JOB_NAME = 32
 RETRY_SUFFIX_CHARS = 3
+# An execution name of at most this many allowed characters (and no other) becomes the whole job name.
 EXECUTION_NAME_CHARS = MAX_TUNING_JOB_NAME - RETRY_SUFFIX_CHARS - len(JOB_NAME_PREFIX)
 # Characters that SageMaker job names allow ([a-zA-Z0-9-]); everything else in the execution name is dropped.
 DISALLOWED_CHARACTERS = "[^A-Za-z0-9-]"
+# Any other name keeps its first allowed characters and gets a short hash of the whole name, so that two executions
+# whose names only differ further on (or in dropped characters) still get two jobs. Step Functions' JSONata has
+# $hash with SHA-256 (hexadecimal); 6 digits leave two such names a 1 in 16.7 million chance of sharing a job name.
+NAME_HASH_ALGORITHM = "SHA-256"
+NAME_HASH_CHARS = 6
+HASHED_NAME_CHARS = EXECUTION_NAME_CHARS - 1 - NAME_HASH_CHARS
+# A whole name that already ends like a retry's suffix is hashed too, so that execution `x-r2` never runs the job
+# of the second attempt of execution `x`.
+RETRY_LIKE_ENDING = "-r[0-9]+$"
 ACTIVE_JOB_STATUSES = frozenset({"InProgress", "Stopping"})
 STOP_ERROR = "PipelineStopped"
 # Left for the Provider framework to report back after the wait, out of the invocation's time.
@@ -43,9 +55,16 @@ RETRY_SUFFIX = "-r"
 
 
 def job_base_name(execution_name: str) -> str:
-    """The job name of an execution's first attempt: the prefix, then the first allowed characters of its name."""
-    kept = re.sub(DISALLOWED_CHARACTERS, "", execution_name)[:EXECUTION_NAME_CHARS]
-    return re.sub("-+$", "", JOB_NAME_PREFIX + kept)
+    """The job name of an execution's first attempt: the prefix and the execution name when that is a short name of
+    allowed characters (`make train`'s are), else the prefix, the name's first allowed characters and a hash."""
+    kept = re.sub(DISALLOWED_CHARACTERS, "", execution_name)
+    whole = kept[:EXECUTION_NAME_CHARS].rstrip("-")
+    if whole == execution_name and not re.search(RETRY_LIKE_ENDING, execution_name):
+        return JOB_NAME_PREFIX + execution_name
+    head = kept[:HASHED_NAME_CHARS].rstrip("-")
+    algorithm = NAME_HASH_ALGORITHM.replace("-", "").lower()  # SHA-256 -> sha256
+    digest = hashlib.new(algorithm, execution_name.encode("utf-8")).hexdigest()[:NAME_HASH_CHARS]
+    return JOB_NAME_PREFIX + (f"{head}-" if head else "") + digest
 
 
 def is_job_of(base: str, job_name: str) -> bool:

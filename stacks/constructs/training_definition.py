@@ -27,7 +27,11 @@ from config.settings import EPOCHS_RANGE, METHODS, UK_ABS_TRAIN_DOCUMENTS
 from lambdas.stop_executions.handler import (
     DISALLOWED_CHARACTERS,
     EXECUTION_NAME_CHARS,
+    HASHED_NAME_CHARS,
     JOB_NAME_PREFIX,
+    NAME_HASH_ALGORITHM,
+    NAME_HASH_CHARS,
+    RETRY_LIKE_ENDING,
     RETRY_SUFFIX,
 )
 from stacks.constructs.dataset_bucket import CHECKPOINT_PREFIX, MODEL_KEY_SUFFIX, MODELS_PREFIX
@@ -47,13 +51,25 @@ IGNORED_INPUT = ("Comment",)  # the console's default input is {"Comment": "..."
 MAX_ATTEMPTS = 4
 FIRST_RETRY_DELAY_S = 600
 MAX_RETRY_DELAY_S = 3600
-# Errors worth another attempt later. API errors come as `SageMaker.<Exception>`; a job that failed after it
-# started comes as `States.TaskFailed` with the job description as the cause, whose FailureReason says
-# `CapacityError: Unable to provision requested ML compute capacity` when the instances could not be had.
-RETRYABLE_ERRORS = ("SageMaker.ResourceLimitExceededException", "SageMaker.CapacityError")
-CAPACITY_CAUSE = "/CapacityError|InsufficientCapacity|insufficient capacity/i"
-# Transient API errors: retried in place (the job was not created, so the same name is free).
-THROTTLING_ERRORS = ("SageMaker.ThrottlingException", "SageMaker.InternalServerError", "SageMaker.ServiceUnavailable")
+# How Step Functions' optimized SageMaker integration reports errors (DESIGN.md §6): an error that botocore models for
+# the operation as `SageMaker.<shape>Exception` (CreateTrainingJob and CreateHyperParameterTuningJob model
+# ResourceInUse, ResourceLimitExceeded and ResourceNotFound), every other API error, throttling and 5xx included, as
+# `SageMaker.AmazonSageMakerException`, and a job that ended Failed as `States.TaskFailed` with the job's description
+# (JSON) as the cause.
+# An account limit: another attempt later (an account quota of 0 instances answers this too; see decisions.md T5).
+RETRYABLE_ERRORS = ("SageMaker.ResourceLimitExceededException",)
+# A failed job is retried only when its FailureReason starts with the capacity error SageMaker reports
+# (`CapacityError: Unable to provision requested ML compute capacity...`). The rest of the description does not
+# count: its SecondaryStatusTransitions may speak of insufficient capacity on the way to an algorithm error.
+CAPACITY_FAILURE_REASON = "/^(CapacityError|InsufficientCapacity)/"
+# API errors retried in place (the job was not created, so the same name is free). The name does not tell
+# throttling from a rejected request (ValidationException): a rejected one is also tried 3 more times (at most
+# 30 + 60 + 120 s) before it is reported.
+TRANSIENT_API_ERRORS = ("SageMaker.AmazonSageMakerException",)
+# What the execution fails with after the notification; the original error and cause are in its cause.
+FAILURE_ERROR = "PipelineFailed"
+MAX_CAUSE_CHARS = 30000  # a margin below the 32,768 characters of Step Functions' cause fields
+SNS_SUBJECT_CHARS = 99  # SNS: subjects must be fewer than 100 characters (DESIGN.md §6)
 LAMBDA_TRANSIENT_ERRORS = (
     "Lambda.ClientExecutionTimeoutException",
     "Lambda.ServiceException",
@@ -117,10 +133,15 @@ def _js_list(values: tuple[str, ...]) -> str:
     return "[" + ", ".join(_js(v) for v in values) + "]"
 
 
-# The job name of the first attempt; the same rule as lambdas/stop_executions/handler.py's job_base_name.
+# The job name of the first attempt; the same rule as lambdas/stop_executions/handler.py's job_base_name: a short
+# name of allowed characters whole, any other its first allowed characters and a hash of the whole name.
 JOB_BASE_EXPRESSION = (
-    f"$replace({_js(JOB_NAME_PREFIX)} & $substring($replace($states.context.Execution.Name, "
-    f"/{DISALLOWED_CHARACTERS}/, ''), 0, {EXECUTION_NAME_CHARS}), /-+$/, '')"
+    "($name := $states.context.Execution.Name; "
+    f"$kept := $replace($name, /{DISALLOWED_CHARACTERS}/, ''); "
+    f"$head := $replace($substring($kept, 0, {HASHED_NAME_CHARS}), /-+$/, ''); "
+    f"$digest := $substring($lowercase($hash($name, {_js(NAME_HASH_ALGORITHM)})), 0, {NAME_HASH_CHARS}); "
+    f"{_js(JOB_NAME_PREFIX)} & ($replace($substring($kept, 0, {EXECUTION_NAME_CHARS}), /-+$/, '') = $name "
+    f"and $not($contains($name, /{RETRY_LIKE_ENDING}/)) ? $name : ($head = '' ? '' : $head & '-') & $digest))"
 )
 
 
@@ -269,8 +290,14 @@ def tuning_job_request(spec: PipelineSpec) -> dict[str, Any]:
     }
 
 
-def _catch(next_state: str) -> list[dict[str, Any]]:
-    return [{"ErrorEquals": ["States.ALL"], "Assign": {"failure": _expr("$states.errorOutput")}, "Next": next_state}]
+def _catch(state: str, next_state: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "ErrorEquals": ["States.ALL"],
+            "Assign": {"failure": _expr("$states.errorOutput"), "failedState": state},
+            "Next": next_state,
+        }
+    ]
 
 
 def _result(spec: PipelineSpec, training_job: str, tuning_job: str) -> dict[str, Any]:
@@ -295,7 +322,8 @@ def _input_states(spec: PipelineSpec) -> dict[str, Any]:
     valid = " and ".join(
         [
             "$type($states.input) = 'object'",
-            f"$count($keys($states.input)[$not($ in {_js_list(allowed)})]) = 0",
+            # A function, not a `[$ in ...]` predicate: no bare `$`, which Step Functions forbids at the top level.
+            f"$count($filter($keys($states.input), function($key) {{ $not($key in {_js_list(allowed)}) }})) = 0",
             _integer_between("$docCount", 1, UK_ABS_TRAIN_DOCUMENTS),
             _integer_between("$epochs", *EPOCHS_RANGE),
             f"$method in {_js_list(METHODS)}",
@@ -344,16 +372,16 @@ def _input_states(spec: PipelineSpec) -> dict[str, Any]:
                     "JitterStrategy": "FULL",
                 }
             ],
-            "Catch": _catch("NotifyFailure"),
+            "Catch": _catch("PrepareDataset", "NotifyFailure"),
             "Next": spec.training_state,
         },
     }
 
 
-def _throttling_retry() -> list[dict[str, Any]]:
+def _transient_retry() -> list[dict[str, Any]]:
     return [
         {
-            "ErrorEquals": list(THROTTLING_ERRORS),
+            "ErrorEquals": list(TRANSIENT_API_ERRORS),
             "IntervalSeconds": 30,
             "MaxAttempts": 3,
             "BackoffRate": 2,
@@ -370,8 +398,8 @@ def _training_states(spec: PipelineSpec) -> dict[str, Any]:
                 "Resource": _service(spec, "sagemaker:createTrainingJob.sync"),
                 "Arguments": training_job_request(spec),
                 "Output": _result(spec, "$jobName", "null"),
-                "Retry": _throttling_retry(),
-                "Catch": _catch("ShouldRetry"),
+                "Retry": _transient_retry(),
+                "Catch": _catch("TrainModel", "ShouldRetry"),
                 "Next": "ModelReady",
             }
         }
@@ -380,8 +408,8 @@ def _training_states(spec: PipelineSpec) -> dict[str, Any]:
             "Type": "Task",
             "Resource": _service(spec, "sagemaker:createHyperParameterTuningJob.sync"),
             "Arguments": tuning_job_request(spec),
-            "Retry": _throttling_retry(),
-            "Catch": _catch("ShouldRetry"),
+            "Retry": _transient_retry(),
+            "Catch": _catch("TuneModel", "ShouldRetry"),
             "Next": "FindBestTrainingJob",
         },
         "FindBestTrainingJob": {
@@ -397,30 +425,52 @@ def _training_states(spec: PipelineSpec) -> dict[str, Any]:
                     "BackoffRate": 2,
                 }
             ],
-            "Catch": _catch("NotifyFailure"),
+            "Catch": _catch("FindBestTrainingJob", "NotifyFailure"),
             "Next": "ModelReady",
         },
     }
+
+
+# The FailureReason of a SageMaker job that failed (its description is the cause), else undefined. Only for the job
+# states, whose `States.TaskFailed` cause is that JSON; a cause of another state may not parse.
+JOB_FAILURE_REASON = (
+    "($failedState in ['TrainModel', 'TuneModel'] and $failure.Error = 'States.TaskFailed' and "
+    "$exists($failure.Cause) and $substring($failure.Cause, 0, 1) = '{' ? $parse($failure.Cause).FailureReason)"
+)
 
 
 def _failure_states(spec: PipelineSpec) -> dict[str, Any]:
     retryable = " or ".join(
         [
             f"$failure.Error in {_js_list(RETRYABLE_ERRORS)}",
-            f"($exists($failure.Cause) ? $contains($failure.Cause, {CAPACITY_CAUSE}) : false)",
+            f"($exists($reason) ? $contains($reason, {CAPACITY_FAILURE_REASON}) : false)",
         ]
     )
     delay = f"$round($min([{FIRST_RETRY_DELAY_S} * $power(2, $attempt - 1), {MAX_RETRY_DELAY_S}]))"
     message = (
-        "$string({'execution': $states.context.Execution.Id, 'job': $jobName, 'attempts': $attempt, "
-        "'error': $failure.Error, 'cause': $failure.Cause})"
+        f"($reason := {JOB_FAILURE_REASON}; $string({{'execution': $states.context.Execution.Id, 'job': $jobName, "
+        "'attempts': $attempt, 'state': $failedState, 'error': $failure.Error, 'failure_reason': $reason, "
+        "'cause': $failure.Cause}))"
+    )
+    # The execution's error says the pipeline failed; its cause says where and why, then the original cause whole.
+    cause = (
+        f"($reason := {JOB_FAILURE_REASON}; $substring($failedState & ' failed with ' & $failure.Error & ' (job ' & "
+        "$jobName & ', attempt ' & $attempt & ')' & ($exists($reason) ? ': ' & $reason : '') & "
+        "($exists($failure.Cause) and $failure.Cause != '' ? ' | cause: ' & $failure.Cause : ''), "
+        f"0, {MAX_CAUSE_CHARS}))"
     )
     return {
         "ShouldRetry": {
             "Type": "Choice",
-            "Comment": "Capacity and account-limit failures get another attempt after a wait; anything else fails.",
+            "Comment": "Capacity failures (by the job's FailureReason) and account limits get another attempt after "
+            "a wait; anything else fails.",
             "Choices": [
-                {"Condition": _expr(f"$attempt < {MAX_ATTEMPTS} and ({retryable})"), "Next": "WaitBeforeRetry"}
+                {
+                    "Condition": _expr(
+                        f"($reason := {JOB_FAILURE_REASON}; $attempt < {MAX_ATTEMPTS} and ({retryable}))"
+                    ),
+                    "Next": "WaitBeforeRetry",
+                }
             ],
             "Default": "NotifyFailure",
         },
@@ -438,7 +488,7 @@ def _failure_states(spec: PipelineSpec) -> dict[str, Any]:
             "Resource": _service(spec, "sns:publish"),
             "Arguments": {
                 "TopicArn": spec.topic_arn,
-                "Subject": _expr("$substring('Legal GPT-J training failed: ' & $jobName, 0, 100)"),
+                "Subject": _expr(f"$substring('Legal GPT-J training failed: ' & $jobName, 0, {SNS_SUBJECT_CHARS})"),
                 "Message": _expr(message),
             },
             # The run has failed either way: a notification that cannot be sent must not hide the cause.
@@ -447,10 +497,10 @@ def _failure_states(spec: PipelineSpec) -> dict[str, Any]:
         },
         "TrainingFailed": {
             "Type": "Fail",
-            "Error": _expr("$failure.Error"),
-            "Cause": _expr(
-                "$exists($failure.Cause) ? $substring($failure.Cause, 0, 30000) : 'see the execution history'"
-            ),
+            # Not `$failure.Error`: names starting with `States.` are the service's own, and a Fail state that raises
+            # one (a failed job is `States.TaskFailed`) ends the execution with a runtime error instead.
+            "Error": FAILURE_ERROR,
+            "Cause": _expr(cause),
         },
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Iterator
@@ -206,14 +207,27 @@ def test_failures_to_stop_fail_the_delete(sfn: Any, state_machine: str, sagemake
         handler.stop_all(sfn, client, state_machine, "r", deadline=10)
 
 
+def _sha256(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()[:6]
+
+
 @pytest.mark.parametrize(
     ("execution", "base"),
     [
-        ("260126-101500-a1b2", "legal-gptj-260126-101500-a1b2"),
-        ("0c4a6f1e-2b7d-4e3a-9f00-123456789abc", "legal-gptj-0c4a6f1e-2b7d-4e3a"),
-        ("nightly_run.7", "legal-gptj-nightlyrun7"),
-        ("trailing-------------hyphens", "legal-gptj-trailing"),
-        ("___", "legal-gptj"),
+        ("260126-101500-a1b2", "legal-gptj-260126-101500-a1b2"),  # make train's names stay whole
+        ("exactly-18-chars-x", "legal-gptj-exactly-18-chars-x"),
+        # Longer names, or names with characters SageMaker refuses: the first 11 allowed ones and a hash of the name.
+        (
+            "0c4a6f1e-2b7d-4e3a-9f00-123456789abc",
+            "legal-gptj-0c4a6f1e-2b-" + _sha256("0c4a6f1e-2b7d-4e3a-9f00-123456789abc"),
+        ),
+        ("legal-run-january-01", "legal-gptj-legal-run-j-" + _sha256("legal-run-january-01")),
+        ("legal-run-january-02", "legal-gptj-legal-run-j-" + _sha256("legal-run-january-02")),
+        ("nightly_run.7", "legal-gptj-nightlyrun7-" + _sha256("nightly_run.7")),
+        ("trailing-------------hyphens", "legal-gptj-trailing-" + _sha256("trailing-------------hyphens")),
+        ("abc-", "legal-gptj-abc-" + _sha256("abc-")),
+        ("abc-r2", "legal-gptj-abc-r2-" + _sha256("abc-r2")),  # not the second attempt of `abc`
+        ("___", "legal-gptj-" + _sha256("___")),
     ],
 )
 def test_job_names_follow_the_execution_name(execution: str, base: str) -> None:
