@@ -21,7 +21,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -325,6 +325,44 @@ def checkpoint_folder(checkpoint_dir: str) -> Path:
     return Path(checkpoint_dir) / job if job else Path(checkpoint_dir)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """Everything the learning rate of a step depends on. A checkpoint resumes only under the schedule it was
+    written under: the optimizer's restored learning rate and the scheduler's step count belong to that schedule
+    (resumed with a larger --max_steps, a finished linear schedule trained its next step at learning rate 0)."""
+
+    total_steps: int
+    warmup_steps: int
+    lr_scheduler_type: str
+    learning_rate: float
+
+    @classmethod
+    def of(cls, args: FinetuneArguments, plan: BatchPlan) -> "Schedule":
+        total = plan.total_steps(args.epochs, args.max_steps)
+        return cls(total, math.ceil(args.warmup_ratio * total), args.lr_scheduler_type, args.learning_rate)
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        return cast(
+            torch.optim.lr_scheduler.LRScheduler,
+            get_scheduler(
+                self.lr_scheduler_type,
+                optimizer,
+                num_warmup_steps=self.warmup_steps,
+                num_training_steps=self.total_steps,
+            ),
+        )
+
+
+def _schedule_arguments(args: FinetuneArguments) -> dict[str, Any]:
+    return {
+        "max_steps": args.max_steps,
+        "epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "warmup_ratio": args.warmup_ratio,
+        "lr_scheduler_type": args.lr_scheduler_type,
+    }
+
+
 # Full (unsharded) state dicts gathered to rank 0's CPU: one checkpoint layout for 1 or N GPUs, written by
 # rank 0 alone. Frozen weights (the LoRA base) are left out: they come from the base model.
 _GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
@@ -337,6 +375,7 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     plan: BatchPlan,
+    schedule: Schedule,
     history: list[dict[str, float]],
     args: FinetuneArguments,
     env: Distributed,
@@ -355,6 +394,8 @@ def save_checkpoint(
             "method": args.method,
             "blocks_per_step": plan.blocks_per_step,
             "num_blocks": plan.num_blocks,
+            "schedule": asdict(schedule),
+            "schedule_arguments": _schedule_arguments(args),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "rng": rng,
@@ -373,6 +414,7 @@ def resume(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     plan: BatchPlan,
+    schedule: Schedule,
     args: FinetuneArguments,
     env: Distributed,
 ) -> tuple[int, list[dict[str, float]]]:
@@ -391,6 +433,13 @@ def resume(
     found = {key: state[key] for key in expected}
     if found != expected:
         raise ValueError(f"checkpoint {folder} was written by another configuration: {found}, this run: {expected}")
+    if state.get("schedule") != asdict(schedule):
+        written = state.get("schedule_arguments", "unknown (written before checkpoints recorded their schedule)")
+        raise ValueError(
+            f"checkpoint {folder} was written under another learning-rate schedule: {state.get('schedule')} from "
+            f"{written}; this run: {asdict(schedule)} from {_schedule_arguments(args)}. Resume with the arguments it "
+            "was written with (a spot restart does), or start a new run (another --checkpoint_dir) from its model"
+        )
     # Rank 0 reads the files; the other ranks receive their shards (FSDP) or copies from it.
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=env.world_size > 1, ignore_frozen_params=True)
     model_state = checkpointing.load(folder, "model.pt") if env.is_main else {}
@@ -485,7 +534,8 @@ def main() -> None:
     plan = BatchPlan(
         len(train_blocks), env.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps, args.seed
     )
-    total_steps = plan.total_steps(args.epochs, args.max_steps)
+    schedule = Schedule.of(args, plan)
+    total_steps = schedule.total_steps
     log(
         f"{len(train_blocks)} training and {len(eval_blocks)} validation blocks of {data_args.block_size} tokens; "
         f"{plan.blocks_per_step} blocks per step, {plan.steps_per_epoch} steps per epoch, {total_steps} steps"
@@ -495,12 +545,7 @@ def main() -> None:
     params = [p for p in model.parameters() if p.requires_grad]
     log(f"trainable parameters: {sum(p.numel() for p in params):,}")
     optimizer = build_optimizer(params, args, env)
-    scheduler = get_scheduler(
-        args.lr_scheduler_type,
-        optimizer,
-        num_warmup_steps=math.ceil(args.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
-    )
+    scheduler = schedule.scheduler(optimizer)
     sharded = args.method == "full" and env.world_size > 1
     scaler_class = ShardedGradScaler if sharded else torch.amp.GradScaler
     scaler = scaler_class(env.device.type, enabled=dtype == torch.float16)
@@ -511,7 +556,7 @@ def main() -> None:
         forward_context, env.device.type, dtype if use_autocast else None, args.cudnn_attention_first
     )
 
-    start_step, history = resume(model, optimizer, scheduler, scaler, plan, args, env)
+    start_step, history = resume(model, optimizer, scheduler, scaler, plan, schedule, args, env)
 
     def run_eval(step: int) -> None:
         record = {**evaluate(model, eval_blocks, args.per_device_train_batch_size, forward, env), "step": step}
@@ -552,7 +597,7 @@ def main() -> None:
         if args.eval_every_steps and done % args.eval_every_steps == 0 and done < total_steps:
             run_eval(done)
         if args.checkpoint_every_steps and (done % args.checkpoint_every_steps == 0 or done == total_steps):
-            model_state = save_checkpoint(done, model, optimizer, scheduler, scaler, plan, history, args, env)
+            model_state = save_checkpoint(done, model, optimizer, scheduler, scaler, plan, schedule, history, args, env)
             final_state = model_state if done == total_steps else None
 
     run_eval(total_steps)
