@@ -15,7 +15,8 @@ import pytest
 
 from fakes.tiny_gptj import make_tiny_model
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 TRAINING = ROOT / "training"
 # train.py runs with training/ as its import root (SageMaker's source_dir); the tests import its modules the same way.
 sys.path.insert(0, str(TRAINING))
@@ -102,24 +103,16 @@ TIMEOUT = 600  # generous: the machine may be shared with other test runs
 
 class Launched:
     """A subprocess started in the background and collected later, so that the slow runs overlap with each other
-    and with the in-process tests. after: start only once that run has finished. kill_on: SIGKILL the process
-    group (a spot interruption) as soon as a line starts with this."""
+    and with the in-process tests. after: start only once that run has finished."""
 
-    def __init__(
-        self,
-        root: Path,
-        command: list[str],
-        env: Mapping[str, str],
-        kill_on: str | None = None,
-        after: "Launched | None" = None,
-    ) -> None:
+    def __init__(self, root: Path, command: list[str], env: Mapping[str, str], after: "Launched | None" = None) -> None:
         self.root = root
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._run, args=(command, env, kill_on, after), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(command, env, after), daemon=True)
         self.thread.start()
 
-    def _run(self, command: list[str], env: Mapping[str, str], kill_on: str | None, after: "Launched | None") -> None:
+    def _run(self, command: list[str], env: Mapping[str, str], after: "Launched | None") -> None:
         if after is not None:
             after.thread.join()
         self.process = subprocess.Popen(
@@ -128,8 +121,6 @@ class Launched:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
-            if kill_on and line.startswith(kill_on):
-                self.kill()
         self.process.wait()
 
     def kill(self) -> None:
@@ -145,24 +136,19 @@ class Launched:
         return Run(self.root, self.process.returncode, "".join(self.lines))
 
 
-def train_command(root: Path, model: Path, *args: str) -> list[str]:
+def train_command(root: Path, model: Path, *args: str, script: Path = TRAINING / "train.py") -> list[str]:
     return [
         sys.executable,
-        str(TRAINING / "train.py"),
+        str(script),
         *("--model_name_or_path", str(model), "--checkpoint_dir", str(root / "checkpoints")),
         *("--block_size", str(BLOCK_SIZE), "--logging_steps", "1", "--seed", "7", *args),
     ]
 
 
 def launch_train(
-    root: Path,
-    text: TextChannels,
-    model: Path,
-    *args: str,
-    env: Mapping[str, str] | None = None,
-    kill_on: str | None = None,
+    root: Path, text: TextChannels, model: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> Launched:
-    return Launched(root, train_command(root, model, *args), script_env(root, text, env), kill_on)
+    return Launched(root, train_command(root, model, *args), script_env(root, text, env))
 
 
 # The full fine-tuning run that the end-to-end tests share: 24 steps of 2 blocks each.
@@ -188,12 +174,13 @@ def launches(
 ) -> Iterator[dict[str, Launched]]:
     """Every slow subprocess, started at once (the resumption as soon as the killed run is gone)."""
     full, killed, lora, compiled = (tmp_path_factory.mktemp(name) for name in ("full", "killed", "lora", "compiled"))
+    interrupted = train_command(
+        killed, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2", script=HERE / "interrupt.py"
+    )
     launched = {
         "full": launch_train(full, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2"),
-        # A spot interruption of a single-process run with 2 blocks per micro-batch...
-        "killed": launch_train(
-            killed, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2", kill_on="saved checkpoint"
-        ),
+        # A spot interruption of a single-process run with 2 blocks per micro-batch, mid-way through a checkpoint...
+        "killed": Launched(killed, interrupted, script_env(killed, text)),
         "lora": launch_train(lora, text, tiny_model, *LORA_ARGS),
     }
     # ...resumed in the same folders by 2 FSDP ranks (gloo) with 1 block each: the same 2 blocks per step.
