@@ -13,7 +13,7 @@ in one process:
 Both use bf16 weights and optimizer states for full fine-tuning (fp32 master weights would need ~97 GB; train.py
 keeps them and shards them with FSDP across GPUs, with the same bf16 compute), the same micro-batch of
 --tokens_per_micro_batch tokens and the same gradient accumulation, which spreads the optimizer step over more
-tokens as a real run does. Each step is train.py's own (finetune.train_step with finetune.build_optimizer).
+tokens as a real run does. Each step is train.py's own (finetune.train_step with numerics.build_optimizer).
 
 Reported per configuration: tokens/s, model-FLOPs utilisation and peak memory (torch.cuda.max_memory_allocated).
 MFU counts 6*N FLOPs per token for full fine-tuning and 4*N + 6*N_adapters for LoRA (the forward and the
@@ -38,7 +38,8 @@ from typing import Any, cast
 
 import torch
 from arguments import FinetuneArguments
-from finetune import LORA_TARGET_MODULES, Distributed, add_lora, build_optimizer, train_step
+from finetune import LORA_TARGET_MODULES, Distributed, add_lora, train_step
+from numerics import build_optimizer, choose_numerics
 from speedups import checkpoint_activations, compile_blocks, forward_context
 from transformers import AutoModelForCausalLM, GPTJConfig
 
@@ -162,7 +163,7 @@ def make_step(
     """One optimizer step of train.py (finetune.train_step, its optimizer) over `accumulation` micro-batches."""
     env = Distributed(rank=0, local_rank=0, world_size=1, device=batch.device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(params, FinetuneArguments(learning_rate=1e-5), env)
+    optimizer = build_optimizer(params, 1e-5, 0.0, choose_numerics("full", 1, torch.bfloat16, batch.device.type))
     scaler = torch.amp.GradScaler(batch.device.type, enabled=False)  # bf16 needs no loss scaling
     context = functools.partial(forward_context, batch.device.type, torch.bfloat16 if autocast else None, cudnn_first)
 

@@ -162,6 +162,11 @@ SPEED_ARGS = (
     *("--compile_blocks", "True", "--gradient_checkpointing_every", "2", "--cudnn_attention_first", "True"),
     *("--checkpoint_every_steps", "0"),
 )
+# The default job's numerics (ml.p3dn.24xlarge: V100s, so fp16 with loss scaling; FSDP2), as 2 ranks on the CPU.
+V100_ARGS = (
+    *("--method", "full", "--max_steps", "24", "--learning_rate", "3e-3", "--warmup_ratio", "0.1"),
+    *("--precision", "fp16", "--per_device_train_batch_size", "1", "--checkpoint_every_steps", "0"),
+)
 LORA_ARGS = (
     *("--method", "lora", "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "2e-2", "--max_steps", "8"),
     *("--per_device_train_batch_size", "1", "--checkpoint_every_steps", "8"),
@@ -173,7 +178,8 @@ def launches(
     tmp_path_factory: pytest.TempPathFactory, text: TextChannels, tiny_model: Path
 ) -> Iterator[dict[str, Launched]]:
     """Every slow subprocess, started at once (the resumption as soon as the killed run is gone)."""
-    full, killed, lora, compiled = (tmp_path_factory.mktemp(name) for name in ("full", "killed", "lora", "compiled"))
+    names = ("full", "killed", "lora", "compiled", "v100", "numerics")
+    full, killed, lora, compiled, v100, numerics = (tmp_path_factory.mktemp(name) for name in names)
     interrupted = train_command(
         killed, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2", script=HERE / "interrupt.py"
     )
@@ -182,6 +188,17 @@ def launches(
         # A spot interruption of a single-process run with 2 blocks per micro-batch, mid-way through a checkpoint...
         "killed": Launched(killed, interrupted, script_env(killed, text)),
         "lora": launch_train(lora, text, tiny_model, *LORA_ARGS),
+        "v100": launch_train(v100, text, tiny_model, *V100_ARGS, env={"SM_NUM_GPUS": "2"}),
+        # A few steps of every method and precision as 2 ranks (FSDP2 or DDP), the project's numerics as they are.
+        "numerics": Launched(
+            numerics,
+            [
+                *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+                *(str(HERE / "numerics_run.py"), "--model", str(tiny_model), "--train", str(text.train)),
+                *("--out", str(numerics / "runs.pt"), *NUMERICS_RUNS),
+            ],
+            script_env(numerics, text),
+        ),
     }
     # ...resumed in the same folders by 2 FSDP ranks (gloo) with 1 block each: the same 2 blocks per step.
     launched["resumed"] = Launched(
@@ -209,6 +226,10 @@ def _start_slow_runs_first(request: pytest.FixtureRequest) -> None:
     torch.set_num_threads(1)  # one core each for this process and the runs: threads fighting over 2 cores is slower
     if any("launches" in getattr(item, "fixturenames", ()) for item in request.session.items):
         request.getfixturevalue("launches")
+
+
+# method:precision of the numerics runs (tests/training/numerics_run.py), each in one process and as 2 ranks.
+NUMERICS_RUNS = tuple(f"{method}:{precision}" for method in ("full", "lora") for precision in ("fp32", "fp16", "bf16"))
 
 
 @pytest.fixture(scope="session")

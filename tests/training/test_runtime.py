@@ -75,4 +75,4 @@ def test_a_model_loaded_with_another_attention_kernel_stops_the_run(
     monkeypatch.setattr(finetune.AutoModelForCausalLM, "from_pretrained", load_eager)
     env = finetune.Distributed(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
     with pytest.raises(RuntimeError, match="--attn_implementation sdpa: the model loaded with eager"):
-        finetune.load_model(ModelArguments(model_name_or_path=str(tiny_model)), "full", torch.float32, env)
+        finetune.load_model(ModelArguments(model_name_or_path=str(tiny_model)), torch.float32, env)

@@ -51,6 +51,22 @@ def test_saved_model_is_a_hugging_face_folder_that_generates(full_run: Run) -> N
     assert isinstance(decoded, str) and decoded.startswith("His Honour Judge Richards:")
 
 
+def test_the_default_jobs_numerics_train_end_to_end(launches: dict[str, Launched]) -> None:
+    """What ml.p3dn.24xlarge's V100s get, through train.py as 2 ranks on the CPU: fp16 with loss scaling, the fused
+    AdamW of a CUDA run, FSDP2; the weights are saved in fp16."""
+    run = launches["v100"].result()
+    assert run.returncode == 0, run.output
+    assert "full fine-tuning on 2 x cpu, torch.float16, sdpa" in run.output
+    numerics = "numerics: fp16 compute, FSDP2 (gradients summed, then divided by the world size), loss scaling, fused"
+    assert numerics + " AdamW" in run.output
+    losses = [loss for _, loss in train_losses(run.output)]
+    assert len(losses) == 24
+    assert sum(losses[-4:]) / 4 < sum(losses[:4]) / 4 - 0.3
+    assert run.metrics["final"]["eval_perplexity"] < 0.7 * run.metrics["base"]["eval_perplexity"]
+    assert json.loads((run.model_dir / "config.json").read_text())["dtype"] == "float16"
+    assert {tensor.dtype for tensor in load_file(run.model_dir / "model.safetensors").values()} == {torch.float16}
+
+
 def test_killed_run_resumes_from_its_newest_checkpoint_under_fsdp(launches: dict[str, Launched], full_run: Run) -> None:
     # tests/training/interrupt.py killed it halfway through writing its second checkpoint (step 8).
     killed = launches["killed"].result()
