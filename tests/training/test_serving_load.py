@@ -54,7 +54,8 @@ def test_the_saved_folder_loads_and_generates_with_the_serving_containers_transf
     pinned = re.search(r"^transformers==(\S+)$", (ROOT / "tests/serving/requirements.txt").read_text(), re.MULTILINE)
     assert pinned and served["transformers"] == pinned[1]
     assert served["architectures"] == ["GPTJForCausalLM"]
-    assert served["tokenizer_class"] == "GPT2TokenizerFast"  # what 4.x makes of the saved GPT2Tokenizer
+    # What the saved GPT2Tokenizer loads as: GPT2TokenizerFast in transformers 4.x, GPT2Tokenizer in 5.x.
+    assert served["tokenizer_class"] in ("GPT2TokenizerFast", "GPT2Tokenizer")
     assert served["loading_info"] == {
         "missing_keys": [],
         "unexpected_keys": [],
