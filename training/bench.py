@@ -16,7 +16,7 @@ In bf16 both use bf16 weights and optimizer states for full fine-tuning (fp32 ma
 train.py keeps them and shards them with FSDP across GPUs, with the same bf16 compute; in fp16 they are fp32, as
 GradScaler cannot unscale fp16 gradients, so full fp16 needs a GPU of ~100 GB or more), the same micro-batch of
 --tokens_per_micro_batch tokens and the same gradient accumulation, which spreads the optimizer step over more
-tokens as a real run does. Each step is train.py's own (finetune.train_step with finetune.build_optimizer).
+tokens as a real run does. Each step is train.py's own (finetune.train_step, numerics.py's optimizer and scaler).
 
 Reported per configuration: tokens/s, model-FLOPs utilisation and peak memory (torch.cuda.max_memory_allocated).
 MFU counts 6*N FLOPs per token for full fine-tuning and 4*N + 6*N_adapters for LoRA (the forward and the
@@ -148,8 +148,8 @@ def plan(args: argparse.Namespace) -> list[tuple[int, str]]:
     return bf16[:1] + fp16 + bf16[1:]
 
 
-def step_numerics(result: "Result", device: torch.device) -> tuple[torch.dtype, torch.dtype | None, bool]:
-    """(weights' dtype, autocast dtype or None, loss scaling) of a configuration. fp16 is train.py's one-V100 numerics;
+def step_numerics(result: "Result", device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
+    """(weights' dtype, autocast dtype or None) of a configuration. fp16 is train.py's one-V100 numerics;
     bf16 keeps full fine-tuning's weights in bf16 (DESIGN.md section 5's reference). ours' LoRA runs under autocast
     (fp32 adapters on the 16-bit base, train.py's way); stock peft, the LoRA baseline, casts its inputs instead."""
     dtype = DTYPES[result.precision]
@@ -157,13 +157,13 @@ def step_numerics(result: "Result", device: torch.device) -> tuple[torch.dtype, 
     if result.precision == "fp16":
         numerics = choose_numerics(result.method, 1, dtype, device.type)
         autocast = numerics.autocast_dtype if result.method == "full" or result.impl == "ours" else None
-        return numerics.load_dtype, autocast, numerics.loss_scaling
+        return numerics.load_dtype, autocast
     autocast = dtype if result.method == "lora" and result.impl == "ours" else None
-    return dtype, autocast, False
+    return dtype, autocast
 
 
 def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch.device) -> torch.nn.Module:
-    weights, _, _ = step_numerics(result, device)
+    weights, _ = step_numerics(result, device)
     with device:
         model = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
             config, dtype=weights, attn_implementation="sdpa"
@@ -201,8 +201,8 @@ def make_step(model: torch.nn.Module, batch: torch.Tensor, result: Result, cudnn
     params = [p for p in model.parameters() if p.requires_grad]
     numerics = choose_numerics(result.method, 1, DTYPES[result.precision], device.type)
     optimizer = build_optimizer(params, 1e-5, 0.0, numerics)
-    _, autocast, loss_scaling = step_numerics(result, device)
-    scaler = grad_scaler(numerics, device.type) if loss_scaling else torch.amp.GradScaler(device.type, enabled=False)
+    _, autocast = step_numerics(result, device)
+    scaler = grad_scaler(numerics, device.type)  # loss scaling for fp16
     context = functools.partial(forward_context, device.type, autocast, cudnn_first)
     accumulation = result.accumulation
 

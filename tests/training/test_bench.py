@@ -44,16 +44,16 @@ def test_tiny_benchmark_runs_every_configuration_and_writes_its_report(
 
 
 def test_the_fp16_runs_step_with_train_pys_numerics_for_one_v100() -> None:
-    """fp32 master weights under fp16 autocast with loss scaling (full), the fp16 base under autocast (ours' LoRA);
-    bf16 keeps the reference's bf16 weights."""
+    """fp32 master weights under fp16 autocast (full), the fp16 base under autocast (ours' LoRA), loss scaling by
+    numerics.py's scaler; bf16 keeps the reference's bf16 weights."""
     cpu = torch.device("cpu")
     expected = {
-        ("full", "baseline", "fp16"): (torch.float32, torch.float16, True),
-        ("full", "ours", "fp16"): (torch.float32, torch.float16, True),
-        ("lora", "baseline", "fp16"): (torch.float16, None, True),  # stock peft casts its inputs itself
-        ("lora", "ours", "fp16"): (torch.float16, torch.float16, True),
-        ("full", "ours", "bf16"): (torch.bfloat16, None, False),
-        ("lora", "ours", "bf16"): (torch.bfloat16, torch.bfloat16, False),
+        ("full", "baseline", "fp16"): (torch.float32, torch.float16),
+        ("full", "ours", "fp16"): (torch.float32, torch.float16),
+        ("lora", "baseline", "fp16"): (torch.float16, None),  # stock peft casts its inputs itself
+        ("lora", "ours", "fp16"): (torch.float16, torch.float16),
+        ("full", "ours", "bf16"): (torch.bfloat16, None),
+        ("lora", "ours", "bf16"): (torch.bfloat16, torch.bfloat16),
     }
     for (method, impl, precision), numerics in expected.items():
         result = bench.Result(32, method, impl, 4, 2, 1, False, "default", precision)
