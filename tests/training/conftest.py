@@ -1,8 +1,8 @@
 """Fixtures for the training script's CPU tests: real prep output and a tiny GPT-J saved like a Hub model."""
 
+import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+# psutil comes with accelerate, a training requirement, in both test environments.
+import psutil
 import pytest
 
 from fakes.tiny_gptj import make_tiny_model
@@ -124,8 +126,18 @@ class Launched:
         self.process.wait()
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL the run and every process it started. torchrun starts each worker in a session of its own, which a
+        signal to the launcher's process group misses: its workers would then wait for their peers for an hour."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            launcher = psutil.Process(self.process.pid)
+            family = [launcher, *launcher.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for member in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
 
     def result(self) -> Run:
         self.thread.join(timeout=TIMEOUT)
