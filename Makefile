@@ -36,10 +36,16 @@ NODE_STAMP := $(STAMPS)/node
 SCAN_VENV := .venv-scan
 SCAN_STAMP := $(STAMPS)/scan
 
-.PHONY: help setup scan-setup scan synth test test-e2e lint typecheck unit deploy diff destroy bootstrap preflight bench-prep bench-wheels cost bench-estimate invoke review clean
+# make test-container's two virtualenvs: the training container's torch, and the serving container's transformers.
+CONTAINER_VENV := .venv-container
+CONTAINER_STAMP := $(STAMPS)/container
+SERVING_VENV := .venv-serving
+SERVING_STAMP := $(STAMPS)/serving
+
+.PHONY: help setup scan-setup scan synth test test-e2e test-container lint typecheck unit deploy diff destroy bootstrap preflight bench-prep bench-wheels cost bench-estimate invoke review clean
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(PY_STAMP): requirements.txt requirements-dev.txt training/requirements-test.txt constraints.txt
 	@mkdir -p $(STAMPS)
@@ -87,6 +93,24 @@ unit: setup ## pytest (all but the slow end-to-end runs)
 test-e2e: setup scan-setup ## The slow end-to-end runs (pytest -m e2e), the IaC scanner's among them; .ci/run calls it
 	@# pytest exits 5 when the marker selects nothing: no slow run exists yet is not a failure.
 	$(BIN)/python -m pytest -m e2e || test $$? -eq 5
+
+$(CONTAINER_STAMP): tests/training/container-requirements.txt tests/training/container-constraints.txt training/requirements.txt
+	@mkdir -p $(STAMPS)
+	test -x $(CONTAINER_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(CONTAINER_VENV)
+	$(CONTAINER_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-r tests/training/container-requirements.txt -c tests/training/container-constraints.txt
+	@touch $@
+
+$(SERVING_STAMP): tests/serving/requirements.txt
+	@mkdir -p $(STAMPS)
+	test -x $(SERVING_VENV)/bin/python || $(PYTHON_BOOT) -m venv $(SERVING_VENV)
+	$(SERVING_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r tests/serving/requirements.txt
+	@touch $@
+
+test-container: $(CONTAINER_STAMP) $(SERVING_STAMP) ## The training tests under the training image's torch; the saved model loaded by the serving container's transformers
+	@# --confcutdir: tests/conftest.py needs the CDK app's packages, which this environment leaves out.
+	TEST_ENVIRONMENT=container SERVING_PYTHON=$(CURDIR)/$(SERVING_VENV)/bin/python \
+		$(CONTAINER_VENV)/bin/python -m pytest tests/training --confcutdir tests/training -p no:cacheprovider
 
 bootstrap: setup ## cdk bootstrap the configured account/region (once per account and region)
 	$(CDK_RUN) bootstrap $(SETTINGS) -- $(ARGS)

@@ -3,7 +3,7 @@
 # `make bench-wheels` put in .whl/ (transformers and peft as pinned in training/requirements.txt; the machine's own
 # torch, accelerate, tokenizers and safetensors are used), prints the versions, then runs the benchmark under a time
 # limit. Arguments go to bench.py. Results: $OUT (default bench-out)/bench.md, bench.json and log.
-#   bench/gpu_bench.sh                                  # all 8 configurations (estimated to fit 540 s on one H100)
+#   bench/gpu_bench.sh                                  # all 12 configurations, bf16 and fp16 (the default job)
 #   bench/gpu_bench.sh --tiny --steps 1 --no_compile    # smoke test, CPU is fine
 set -euo pipefail
 cd "$(dirname "$0")/.."

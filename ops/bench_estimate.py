@@ -6,10 +6,12 @@ The derivation (docs/training.md, "From the benchmark to the training instance")
   instance's GPUs: tokens/s = MFU x GPUs x peak FLOP/s per GPU / FLOPs per token. Once for train.py's default
   (activation checkpointing on every block, eager blocks: the benchmark's baseline, which for LoRA is stock peft)
   and once for its speed options (the benchmark's "ours" and the flags it printed);
+- precision: the one the instance's GPUs train in, fp16 with loss scaling on V100s (no bf16), bf16 on the others;
+  the benchmark's runs of that precision, or its bf16 runs when it has none (said in the output);
 - memory per GPU: the training state train.py keeps (full: 16 bytes a parameter sharded over the GPUs; lora: the
   16-bit base on every GPU and 16 bytes an adapter weight) plus the activations of the per-device batch, taken from
   the benchmark's peak memory less the state the benchmark held (full: bf16 weights, gradients and two Adam states,
-  8 bytes a parameter);
+  8 bytes a parameter, in bf16; fp32 ones, 16 bytes, in fp16);
 - time and cost: the run's tokens (as `make cost` counts them) at that throughput, at the price in ops/prices.json.
 The MFU of one bf16 GPU need not carry over (older kernels, fp16 loss scaling and FSDP traffic on V100s): the
 output says which numbers are measured and which are derived.
@@ -38,6 +40,8 @@ from ops.cost import (
 )
 
 GIB = 2**30
+# Instance types whose GPUs (V100) have no bf16: train.py runs fp16 with loss scaling there.
+FP16_INSTANCE_TYPES = frozenset({"ml.p3.2xlarge", "ml.p3.8xlarge", "ml.p3.16xlarge", "ml.p3dn.24xlarge"})
 # Peak dense fp16/bf16 tensor-core FLOP/s per GPU (DESIGN.md §5): V100 SXM2, A100, H100 and H200.
 PEAK_TFLOPS_PER_GPU = {
     "ml.p3.2xlarge": 125.0,
@@ -68,23 +72,27 @@ class BenchRun:
     flops_per_token: float
     mfu: float
     peak_memory_gib: float
+    precision: str = "bf16"  # bench.json files from before bench.py measured fp16 hold bf16 runs only
 
     def describe(self) -> str:
         checkpointing = {0: "no checkpointing", 1: "checkpointing every block"}.get(
             self.checkpoint_every, f"checkpointing 1 block in {self.checkpoint_every}"
         )
         compiled = "compiled blocks" if self.compiled else "eager blocks"
-        return f"{checkpointing}, {compiled}, {self.attention} attention order, micro-batch {self.micro_batch}"
+        precision = "fp16 with loss scaling" if self.precision == "fp16" else self.precision
+        attention = f"{self.attention} attention order"
+        return f"{precision}, {checkpointing}, {compiled}, {attention}, micro-batch {self.micro_batch}"
 
     @property
     def frozen(self) -> int:
         return self.parameters - self.trainable_parameters
 
     def bench_state_gib(self) -> float:
-        """What the benchmark held besides activations: bf16 weights, gradients and two Adam states (full); the bf16
-        base and fp32 adapters with their gradients and Adam states (lora)."""
+        """What the benchmark held besides activations: bf16 weights, gradients and two Adam states (full, bf16) or
+        fp32 ones (full, fp16: train.py's one-V100 numerics); the 16-bit base and fp32 adapters with their gradients
+        and Adam states (lora)."""
         if self.method == "full":
-            return 8 * self.parameters / GIB
+            return (16 if self.precision == "fp16" else 8) * self.parameters / GIB
         return (2 * self.frozen + 16 * self.trainable_parameters) / GIB
 
     def training_state_gib(self, gpus: int) -> float:
@@ -100,12 +108,13 @@ class Bench:
     device: str
     runs: list[BenchRun]
 
-    def final(self, seq: int, method: str, impl: str) -> BenchRun:
-        """The configuration's last finished attempt (ours steps back after failures)."""
-        found = [r for r in self.runs if (r.seq, r.method, r.impl) == (seq, method, impl)]
-        if not found:
-            raise ValueError(f"the benchmark has no finished {impl} run of {method} at sequence {seq}")
-        return found[-1]
+    def final(self, seq: int, method: str, impl: str, precision: str) -> BenchRun:
+        """The configuration's last finished attempt (ours steps back after failures) in `precision`, else bf16's."""
+        for wanted in dict.fromkeys((precision, "bf16")):
+            found = [r for r in self.runs if (r.seq, r.method, r.impl, r.precision) == (seq, method, impl, wanted)]
+            if found:
+                return found[-1]
+        raise ValueError(f"the benchmark has no finished {impl} run of {method} at sequence {seq}")
 
 
 def load_bench(path: Path) -> Bench:
@@ -116,7 +125,7 @@ def load_bench(path: Path) -> Bench:
     runs = []
     for result in payload.get("results", []):
         if result.get("error") is None and result.get("mfu") and result.get("peak_memory_gib"):
-            fields = {name: result[name] for name in BenchRun.__dataclass_fields__}
+            fields = {name: result[name] for name in BenchRun.__dataclass_fields__ if name in result}
             runs.append(BenchRun(**fields))
     if not runs:
         raise ValueError(
@@ -156,11 +165,12 @@ def report(
     if instance not in PEAK_TFLOPS_PER_GPU:
         raise ValueError(f"training_instance_type {instance}: no peak FLOP/s per GPU known (PEAK_TFLOPS_PER_GPU)")
     seq, method = settings.block_size, settings.method
+    precision = "fp16" if instance in FP16_INSTANCE_TYPES else "bf16"
     # For full fine-tuning the benchmark's baseline computes what train.py's defaults do; for LoRA it is stock peft,
     # the closest benchmarked configuration (train.py's own adapter handling runs only in "ours").
     default_label = "train.py's default" if method == "full" else "stock peft, the closest to train.py's default"
-    default = project(bench.final(seq, method, "baseline"), default_label, settings)
-    speed = project(bench.final(seq, method, "ours"), "train.py's speed options", settings)
+    default = project(bench.final(seq, method, "baseline", precision), default_label, settings)
+    speed = project(bench.final(seq, method, "ours", precision), "train.py's speed options", settings)
     facts = TRAINING_INSTANCE_TYPES[instance]
     tokens = training_tokens(settings)
     price = prices["training_per_hour"].get(instance)
@@ -169,8 +179,13 @@ def report(
         f"Derived for {settings.training_instance_count} x {instance} ({facts.gpus} GPUs of {facts.gpu_memory_gib} "
         f"GiB, {PEAK_TFLOPS_PER_GPU[instance]:.0f} TFLOP/s each), per-device batch "
         f"{settings.per_device_train_batch_size}; {settings.doc_count} documents x {settings.epochs} epochs = "
-        f"~{tokens / 1e6:.1f} M tokens",
+        f"~{tokens / 1e6:.1f} M tokens; the instance's GPUs train in {precision}",
     ]
+    for projection in (default, speed):
+        if projection.run.precision != precision:
+            lines.append(
+                f"  (no finished {precision} run of {projection.label}: its {projection.run.precision} run stands in)"
+            )
     for projection in (default, speed):
         run = projection.run
         hours = training_hours(settings, projection.tokens_per_second)

@@ -5,21 +5,22 @@ Only the registry account comes from a lookup table, the CDK's offline region fa
 partition follow the region (`amazonaws.com.cn` and `aws-cn` in China).
 
 Training image: the AWS PyTorch training Deep Learning Container for SageMaker,
-`pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker`. Why (docs/decisions.md has the sources):
+`pytorch-training:2.8.0-gpu-py312-cu129-ubuntu22.04-sagemaker`: the newest one whose torch has V100 (sm_70) kernels.
+Why (docs/decisions.md T1 has the sources):
 
 * The default instance is ml.p3dn.24xlarge, 8x V100 (sm_70), and transformers 5.x needs torch >= 2.6 (D5).
-  PyTorch keeps Volta in its CUDA 12.6 builds on every release (the 12.6 arch list is 5.0 to 9.0), whereas the
-  CUDA 12.8 builds of 2.7 left it out (re-added in 2.8, dropped again for 2.11) and CUDA 13 has none. The 2.7
-  training DLC is `cu128`, the 2.8 and 2.9 ones `cu129`, built by AWS with an arch list we could not read; 2.6 with
-  `cu126` is the one whose CUDA line is known to keep sm_70, and nothing newer is needed.
-* The DLC release notes for "PyTorch Training 2.6 on SageMaker" list this exact tag with PyTorch 2.6.0, CUDA 12.6.3,
-  NCCL 2.23.4, Python 3.12.8; the image installs the SageMaker training toolkit (`sagemaker-pytorch-training`),
-  which downloads `sagemaker_submit_directory`, installs its requirements.txt and runs `sagemaker_program`.
-* The Hugging Face PyTorch training DLC is not used: it adds transformers 4.x, which requirements.txt replaces
-  with 5.24 anyway, to a torch that is either too old (2.5.x) or built for CUDA 12.8 (2.7.1, in an SDK pull
-  request for transformers 4.55).
-* Not verified here: the image's own torch build's `torch.cuda.get_arch_list()` (its Dockerfile installs an AWS-built
-  `torch-2.6.0+cu126` wheel; its arch-list comment names 7.0 for p3). train.py should log the arch list at start.
+* The 2.7 and 2.8 training DLCs install PyTorch's public wheels (2.7.1 from its cu128 index, 2.8.0 from cu129);
+  PyTorch's 2.8 build script builds its CUDA 12.8 and 12.9 wheels for 7.0 (Volta) and up, the 2.7 cu128 wheels
+  start at 7.5, and the CUDA 13 (cu130) wheels of the 2.9 and newer DLCs start at 7.5. PyPI's torch 2.8.0 (the
+  cu128 build of the same release) reports `sm_70 sm_75 sm_80 sm_86 sm_90 sm_100 sm_120` (read here).
+* The DLC release notes for "PyTorch Training 2.8 on SageMaker" list this exact tag with PyTorch 2.8.0, CUDA 12.9.1,
+  cuDNN 9.10.2.21, NCCL 2.27.3, Python 3.12.10; the image installs the SageMaker training toolkit
+  (`sagemaker-pytorch-training`), which downloads `sagemaker_submit_directory`, installs its requirements.txt and
+  runs `sagemaker_program`.
+* Its end of patch was 2026-08-06; 2.6's (the previous choice) 2026-01-29. No training DLC in patch support has
+  Volta kernels (2.10 and newer are CUDA 13 builds).
+* Not verified here: the image's own `torch.cuda.get_arch_list()` (no image pulls; the cu129 wheel cannot be
+  downloaded from here). train.py logs it at start and stops on a GPU it has no kernels for.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 from aws_cdk.region_info import RegionInfo
 
 TRAINING_REPOSITORY = "pytorch-training"
-TRAINING_TAG = "2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker"
+TRAINING_TAG = "2.8.0-gpu-py312-cu129-ubuntu22.04-sagemaker"
 
 
 class UnknownRegionError(ValueError):

@@ -172,11 +172,11 @@ def test_volume_key_only_on_instance_types_without_local_nvme(default_app: Assem
     [
         (
             {},
-            "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker",
+            "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.8.0-gpu-py312-cu129-ubuntu22.04-sagemaker",
         ),
         (
             SPOT_EU,
-            "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker",
+            "763104351884.dkr.ecr.eu-west-1.amazonaws.com/pytorch-training:2.8.0-gpu-py312-cu129-ubuntu22.04-sagemaker",
         ),
     ],
 )
@@ -196,7 +196,7 @@ def test_image_uri_in_china_uses_the_china_partition_and_domain() -> None:
     from stacks.images import training_image
 
     image = training_image("cn-north-1")
-    assert image.uri.startswith("727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/pytorch-training:2.6.0-gpu")
+    assert image.uri.startswith("727897471807.dkr.ecr.cn-north-1.amazonaws.com.cn/pytorch-training:2.8.0-gpu")
     assert image.repository_arn == "arn:aws-cn:ecr:cn-north-1:727897471807:repository/pytorch-training"
 
 

@@ -1,7 +1,9 @@
 """GPU throughput benchmark: GPT-J-6B fine-tuning steps, stock transformers against this project's settings.
 
-The GPT-J-6B architecture at random init (no download), bf16, for each sequence length and method (full, LoRA),
-in one process:
+The GPT-J-6B architecture at random init (no download), for each sequence length, precision and method (full, LoRA),
+in one process. bf16 as an A100/H100 job computes; fp16 with loss scaling as the default job (ml.p3dn.24xlarge's
+V100s, which have no bf16) computes, with the numerics train.py gives one V100 (numerics.choose_numerics: fp32
+master weights under fp16 autocast for full fine-tuning, the 16-bit base for LoRA, GradScaler, fused AdamW):
   baseline: stock transformers + peft: SDPA attention, activation checkpointing on (how a stock 6B run fits one
             GPU), fused AdamW; LoRA through peft's defaults (adapters upcast to fp32, inputs copied to fp32).
   ours:     train.py's speed options (speedups.py): no activation checkpointing, each GPTJBlock compiled with
@@ -10,17 +12,18 @@ in one process:
             When a configuration runs out of memory, ours retries it checkpointing every 4th, then every 2nd,
             then every block; after another error it retries with the default attention order, then uncompiled.
             Every attempt is reported, and the table names the train.py flags of each of ours' final configurations.
-Both use bf16 weights and optimizer states for full fine-tuning (fp32 master weights would need ~97 GB; train.py
-keeps them and shards them with FSDP across GPUs, with the same bf16 compute), the same micro-batch of
+In bf16 both use bf16 weights and optimizer states for full fine-tuning (fp32 master weights would need ~97 GB;
+train.py keeps them and shards them with FSDP across GPUs, with the same bf16 compute; in fp16 they are fp32, as
+GradScaler cannot unscale fp16 gradients, so full fp16 needs a GPU of ~100 GB or more), the same micro-batch of
 --tokens_per_micro_batch tokens and the same gradient accumulation, which spreads the optimizer step over more
-tokens as a real run does. Each step is train.py's own (finetune.train_step with finetune.build_optimizer).
+tokens as a real run does. Each step is train.py's own (finetune.train_step, numerics.py's optimizer and scaler).
 
 Reported per configuration: tokens/s, model-FLOPs utilisation and peak memory (torch.cuda.max_memory_allocated).
 MFU counts 6*N FLOPs per token for full fine-tuning and 4*N + 6*N_adapters for LoRA (the forward and the
 activation gradients go through every weight; weight gradients exist only for the adapters), N counting every
-parameter, as in docs/training.md. Peak dense bf16 FLOP/s come from the GPU name (--peak_tflops overrides).
+parameter, as in docs/training.md. Peak dense 16-bit tensor FLOP/s come from the GPU name (--peak_tflops overrides).
 
-    python training/bench.py                     # on a GPU: all 8 runs, a markdown table and JSON
+    python training/bench.py                     # on a GPU: all 12 runs, a markdown table and JSON
     python training/bench.py --tiny --steps 2    # a tiny config, CPU is fine: smoke test of the code paths
 Writes bench.md and bench.json to $OUT (or --out) when set.
 """
@@ -38,7 +41,8 @@ from typing import Any, cast
 
 import torch
 from arguments import FinetuneArguments
-from finetune import LORA_TARGET_MODULES, Distributed, add_lora, build_optimizer, train_step
+from finetune import LORA_TARGET_MODULES, Distributed, add_lora, resolve_precision, train_step
+from numerics import build_optimizer, choose_numerics, grad_scaler
 from speedups import checkpoint_activations, compile_blocks, forward_context
 from transformers import AutoModelForCausalLM, GPTJConfig
 
@@ -58,7 +62,8 @@ TINY: dict[str, Any] = {
 # (0: none). Each step back recomputes more and stores less.
 OURS_CHECKPOINT_EVERY = (0, 4, 2, 1)
 OUT_OF_MEMORY = "out of memory"
-# Peak dense bf16 TFLOP/s by GPU name, most specific first.
+# Peak dense 16-bit tensor TFLOP/s by GPU name, most specific first: bf16 and fp16 alike on these GPUs; fp16 alone on
+# the V100 (no bf16), which the default training instance, ml.p3dn.24xlarge, has eight of.
 PEAK_TFLOPS = [
     ("H100 PCIe", 756.0),
     ("H100 NVL", 835.0),
@@ -66,7 +71,11 @@ PEAK_TFLOPS = [
     ("H200", 989.0),
     ("A100", 312.0),
     ("A10G", 70.0),
+    ("V100", 125.0),
 ]
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# The training stack's default block size: the default job's shape, which the fp16 runs measure.
+DEFAULT_JOB_SEQ = 1024
 
 
 @dataclass
@@ -79,6 +88,7 @@ class Result:
     checkpoint_every: int  # activation checkpointing on every n-th block; 0: none
     compiled: bool
     attention: str  # SDPA kernel order: "cudnn first" or "default"
+    precision: str = "bf16"  # "bf16", or "fp16" with loss scaling (the V100 path)
     warmup_seconds: float | None = None
     tokens_per_second: float | None = None
     parameters: int | None = None
@@ -96,6 +106,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--steps", type=int, default=4, help="measured optimizer steps per configuration")
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured steps first (compilation happens here)")
     parser.add_argument("--seq_lengths", type=int, nargs="+", help="default: 2048 1024, the target first (tiny: 64 32)")
+    parser.add_argument("--precisions", nargs="+", default=["bf16", "fp16"], choices=["bf16", "fp16"])
+    parser.add_argument(
+        "--fp16_seq_lengths",
+        type=int,
+        nargs="+",
+        help=f"the sequence lengths of the fp16 runs; default: {DEFAULT_JOB_SEQ}, the default job's (tiny: 32)",
+    )
     parser.add_argument("--methods", nargs="+", default=["full", "lora"], choices=["full", "lora"])
     parser.add_argument("--impls", nargs="+", default=["baseline", "ours"], choices=["baseline", "ours"])
     parser.add_argument("--tokens_per_micro_batch", type=int, help="default: 8192 (tiny: 128)")
@@ -106,8 +123,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for bench.md and bench.json")
     args = parser.parse_args(argv)
     args.seq_lengths = args.seq_lengths or ([64, 32] if args.tiny else [2048, 1024])
+    args.fp16_seq_lengths = args.fp16_seq_lengths or ([32] if args.tiny else [DEFAULT_JOB_SEQ])
     args.tokens_per_micro_batch = args.tokens_per_micro_batch or (128 if args.tiny else 8192)
-    for seq in args.seq_lengths:
+    for seq in {*args.seq_lengths, *args.fp16_seq_lengths}:
         if args.tokens_per_micro_batch % seq:
             parser.error(f"--tokens_per_micro_batch {args.tokens_per_micro_batch} is not a multiple of sequence {seq}")
     return args
@@ -122,10 +140,33 @@ def peak_flops(device: torch.device, override: float | None) -> float | None:
     return next((tflops * 1e12 for key, tflops in PEAK_TFLOPS if key in name), None)
 
 
+def plan(args: argparse.Namespace) -> list[tuple[int, str]]:
+    """(sequence, precision) in the order they run, the most wanted first, as a time limit keeps what finished: bf16
+    at the target sequence, then fp16 at the default job's, then the rest of bf16."""
+    bf16 = [(seq, "bf16") for seq in args.seq_lengths] if "bf16" in args.precisions else []
+    fp16 = [(seq, "fp16") for seq in args.fp16_seq_lengths] if "fp16" in args.precisions else []
+    return bf16[:1] + fp16 + bf16[1:]
+
+
+def step_numerics(result: "Result", device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
+    """(weights' dtype, autocast dtype or None) of a configuration. fp16 is train.py's one-V100 numerics;
+    bf16 keeps full fine-tuning's weights in bf16 (DESIGN.md section 5's reference). ours' LoRA runs under autocast
+    (fp32 adapters on the 16-bit base, train.py's way); stock peft, the LoRA baseline, casts its inputs instead."""
+    dtype = DTYPES[result.precision]
+    resolve_precision(result.precision, device)  # bf16 on a GPU without it stops here, named
+    if result.precision == "fp16":
+        numerics = choose_numerics(result.method, 1, dtype, device.type)
+        autocast = numerics.autocast_dtype if result.method == "full" or result.impl == "ours" else None
+        return numerics.load_dtype, autocast
+    autocast = dtype if result.method == "lora" and result.impl == "ours" else None
+    return dtype, autocast
+
+
 def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch.device) -> torch.nn.Module:
+    weights, _ = step_numerics(result, device)
     with device:
         model = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
-            config, dtype=torch.bfloat16, attn_implementation="sdpa"
+            config, dtype=weights, attn_implementation="sdpa"
         )
     model.config.use_cache = False
     checkpoint_activations(model, result.checkpoint_every)
@@ -152,19 +193,18 @@ def flops_per_token(model: torch.nn.Module, method: str) -> float:
     return 6.0 * total if method == "full" else 4.0 * (total - trainable) + 6.0 * trainable
 
 
-def make_step(
-    model: torch.nn.Module,
-    batch: torch.Tensor,
-    accumulation: int,
-    autocast: bool,
-    cudnn_first: bool,
-) -> Callable[[], None]:
-    """One optimizer step of train.py (finetune.train_step, its optimizer) over `accumulation` micro-batches."""
-    env = Distributed(rank=0, local_rank=0, world_size=1, device=batch.device)
+def make_step(model: torch.nn.Module, batch: torch.Tensor, result: Result, cudnn_first: bool) -> Callable[[], None]:
+    """One optimizer step of train.py (finetune.train_step, numerics.py's optimizer and loss scaler) over the
+    configuration's micro-batches."""
+    device = batch.device
+    env = Distributed(rank=0, local_rank=0, world_size=1, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = build_optimizer(params, FinetuneArguments(learning_rate=1e-5), env)
-    scaler = torch.amp.GradScaler(batch.device.type, enabled=False)  # bf16 needs no loss scaling
-    context = functools.partial(forward_context, batch.device.type, torch.bfloat16 if autocast else None, cudnn_first)
+    numerics = choose_numerics(result.method, 1, DTYPES[result.precision], device.type)
+    optimizer = build_optimizer(params, 1e-5, 0.0, numerics)
+    _, autocast = step_numerics(result, device)
+    scaler = grad_scaler(numerics, device.type)  # loss scaling for fp16
+    context = functools.partial(forward_context, device.type, autocast, cudnn_first)
+    accumulation = result.accumulation
 
     def step() -> None:
         train_step(model, [batch] * accumulation, optimizer, scaler, params, 1.0, context, env)
@@ -179,17 +219,14 @@ def synchronize(device: torch.device) -> None:
 
 def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device: torch.device) -> None:
     """Fill result's measurements (or its error) for one configuration."""
+    step_numerics(result, device)  # a precision this GPU lacks stops before anything is allocated
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     model = build_model(config, result, args.lora_r, device)
     if result.compiled:
         compile_blocks(model)
     batch = torch.randint(config.vocab_size, (result.micro_batch, result.seq), device=device)
-    ours = result.impl == "ours"
-    cudnn_first = result.attention == "cudnn first"
-    step = make_step(
-        model, batch, result.accumulation, autocast=ours and result.method == "lora", cudnn_first=cudnn_first
-    )
+    step = make_step(model, batch, result, cudnn_first=result.attention == "cudnn first")
     start = time.perf_counter()
     for _ in range(args.warmup):
         step()
@@ -211,7 +248,13 @@ def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device
 
 
 def run_configuration(
-    config: GPTJConfig, seq: int, method: str, impl: str, args: argparse.Namespace, device: torch.device
+    config: GPTJConfig,
+    seq: int,
+    method: str,
+    impl: str,
+    args: argparse.Namespace,
+    device: torch.device,
+    precision: str = "bf16",
 ) -> list[Result]:
     """Every attempt at one configuration, the last one counting. The baseline runs once, checkpointing every block
     as a stock 6B run does to fit one GPU. ours steps back on failure: after running out of memory it checkpoints
@@ -223,7 +266,9 @@ def run_configuration(
     attempts: list[Result] = []
     while True:
         micro_batch = args.tokens_per_micro_batch // seq
-        result = Result(seq, method, impl, micro_batch, args.accumulation, checkpoint_every[0], compiled, attention)
+        result = Result(
+            seq, method, impl, micro_batch, args.accumulation, checkpoint_every[0], compiled, attention, precision
+        )
         print(f"running {result}", flush=True)
         run_guarded(config, result, args, device)
         print(json.dumps(asdict(result)), flush=True)
@@ -244,11 +289,12 @@ def run_all(args: argparse.Namespace, device: torch.device, report: Callable[[li
     """Every configuration; report gets the results so far after each one (a time limit keeps what finished)."""
     config = GPTJConfig(**(TINY if args.tiny else GPTJ_6B))
     results: list[Result] = []
-    for seq in args.seq_lengths:
+    for seq, precision in plan(args):
         for method in args.methods:
             for impl in args.impls:
-                attempts = run_configuration(config, seq, method, impl, args, device)
-                baseline = next((r for r in results if (r.seq, r.method, r.impl) == (seq, method, "baseline")), None)
+                attempts = run_configuration(config, seq, method, impl, args, device, precision)
+                shape = (seq, method, "baseline", precision)
+                baseline = next((r for r in results if (r.seq, r.method, r.impl, r.precision) == shape), None)
                 final = attempts[-1]
                 if impl == "ours" and baseline and baseline.tokens_per_second and final.tokens_per_second:
                     final.vs_baseline = final.tokens_per_second / baseline.tokens_per_second
@@ -263,7 +309,7 @@ def run_guarded(config: GPTJConfig, result: Result, args: argparse.Namespace, de
         run_one(config, result, args, device)
     except torch.OutOfMemoryError:
         result.error = OUT_OF_MEMORY
-    except RuntimeError as error:  # e.g. a kernel or a compiler that fails on this GPU: recorded, not fatal
+    except (RuntimeError, ValueError) as error:  # a kernel, compiler or precision this GPU lacks: recorded, not fatal
         result.error = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}" if str(error) else repr(error)
     finally:
         # Free this configuration's model, optimizer and compiled graphs before the next one.
@@ -284,26 +330,29 @@ def _checkpointed(result: Result) -> str:
 
 
 def markdown(results: list[Result], device_name: str) -> str:
-    header = ["seq", "method", "impl", "micro-batch x accumulation", "checkpointed blocks", "compiled", "attention"]
-    header += ["tokens/s", "MFU", "peak GiB", "vs baseline"]
+    header = ["seq", "precision", "method", "impl", "micro-batch x accumulation", "checkpointed blocks", "compiled"]
+    header += ["attention", "tokens/s", "MFU", "peak GiB", "vs baseline"]
     lines = [f"Device: {device_name}; torch {torch.__version__}", "", "| " + " | ".join(header) + " |"]
     lines.append("|" + " --- |" * len(header))
     for r in results:
-        cells = [str(r.seq), r.method, r.impl, f"{r.micro_batch} x {r.accumulation}", _checkpointed(r)]
+        precision = "fp16 + loss scaling" if r.precision == "fp16" else r.precision
+        cells = [str(r.seq), precision, r.method, r.impl, f"{r.micro_batch} x {r.accumulation}", _checkpointed(r)]
         cells += ["yes" if r.compiled else "no", r.attention, r.error or _cell(r.tokens_per_second, "{:,.0f}")]
         cells += [_cell(r.mfu, "{:.1%}"), _cell(r.peak_memory_gib, "{:.1f}"), _cell(r.vs_baseline, "{:.2f}x")]
         lines.append("| " + " | ".join(cells) + " |")
-    for seq in sorted({r.seq for r in results}):
+    for seq, precision in sorted({(r.seq, r.precision) for r in results}, reverse=True):
         ours = {
-            r.method: r.tokens_per_second for r in results if (r.seq, r.impl) == (seq, "ours") and r.tokens_per_second
+            r.method: r.tokens_per_second
+            for r in results
+            if (r.seq, r.precision, r.impl) == (seq, precision, "ours") and r.tokens_per_second
         }
         full, lora = ours.get("full"), ours.get("lora")
         if full and lora:
-            lines.append(f"\nours, sequence {seq}: LoRA / full tokens/s = {lora / full:.2f}")
+            lines.append(f"\nours, sequence {seq}, {precision}: LoRA / full tokens/s = {lora / full:.2f}")
     finished = [r for r in results if r.impl == "ours" and r.error is None]
     lines += [""] if finished else []
     for r in finished:
-        lines.append(f"train.py flags of ours, {r.method}, sequence {r.seq}: {train_flags(r)}")
+        lines.append(f"train.py flags of ours, {r.method}, sequence {r.seq}, {r.precision}: {train_flags(r)}")
     return "\n".join(lines)
 
 
@@ -316,8 +365,8 @@ def train_flags(result: Result) -> str:
         else ("--gradient_checkpointing False")
     )
     return (
-        f"--method {result.method} --block_size {result.seq} {checkpointing} --compile_blocks {result.compiled} "
-        f"--cudnn_attention_first {result.attention == 'cudnn first'}"
+        f"--method {result.method} --block_size {result.seq} --precision {result.precision} {checkpointing} "
+        f"--compile_blocks {result.compiled} --cudnn_attention_first {result.attention == 'cudnn first'}"
     )
 
 

@@ -3,7 +3,8 @@
 Methods: `full` trains every weight with fp32 master weights; across GPUs they are sharded with FSDP2
 (`fully_shard` per GPTJBlock, compute in the training precision, gradients reduce-scattered in fp32). `lora`
 freezes the base in the training precision and trains fp32 adapters on every linear layer, replicated with DDP.
-Precision: bf16 on compute capability >= 8, fp16 with loss scaling below (V100), fp32 on the CPU.
+Precision: bf16 on compute capability >= 8, fp16 with loss scaling below (V100), fp32 on the CPU; what follows from
+the method, the world size, the precision and the device (scaler, autocast, optimizer) is numerics.py's decision.
 Checkpoints: full state dicts gathered to rank 0 with torch.distributed.checkpoint.state_dict and written by it
 alone (see checkpointing.py); on start the newest complete one is loaded and broadcast from rank 0.
 Output: a Hugging Face folder in SM_MODEL_DIR (safetensors in the training precision, config, generation
@@ -21,7 +22,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -32,6 +33,7 @@ import transformers
 from arguments import FinetuneArguments, ModelArguments, parse_args
 from data import BatchPlan, eval_batches, tokenize_and_pack
 from metrics import format_metrics
+from numerics import Numerics, build_optimizer, choose_numerics, describe, grad_scaler
 from speedups import checkpoint_activations, compile_blocks, forward_context, gptj_blocks
 from torch.distributed.checkpoint.state_dict import (
     StateDictOptions,
@@ -40,8 +42,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_model_state_dict,
     set_optimizer_state_dict,
 )
-from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
-from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 from transformers import (
@@ -157,12 +158,10 @@ def local_main_first(env: Distributed) -> Iterator[None]:
 
 
 def load_model(
-    model_args: ModelArguments, method: str, dtype: torch.dtype, env: Distributed
+    model_args: ModelArguments, load_dtype: torch.dtype, env: Distributed
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     source = model_args.model_name_or_path
     hub = {} if Path(source).is_dir() else {"revision": model_args.model_revision}
-    # full: fp32 master weights (compute in `dtype` via FSDP or autocast); lora: the frozen base in `dtype`.
-    load_dtype = torch.float32 if method == "full" else dtype
     with local_main_first(env):
         tokenizer = AutoTokenizer.from_pretrained(source, **hub)
         model = AutoModelForCausalLM.from_pretrained(
@@ -200,7 +199,7 @@ def add_lora(model: PreTrainedModel, args: FinetuneArguments) -> torch.nn.Module
 
 
 def prepare_model(
-    model: PreTrainedModel, args: FinetuneArguments, dtype: torch.dtype, env: Distributed
+    model: PreTrainedModel, args: FinetuneArguments, numerics: Numerics, env: Distributed
 ) -> torch.nn.Module:
     model.config.use_cache = False
     if args.gradient_checkpointing:
@@ -211,35 +210,27 @@ def prepare_model(
         peft_model = add_lora(model, args).to(env.device)
         if args.compile_blocks:
             log(f"compiling {compile_blocks(peft_model)} blocks with their adapters")
-        if env.world_size == 1:
+        if numerics.parallelism != "ddp":
             return peft_model
         return DistributedDataParallel(peft_model, device_ids=[env.device.index] if env.device.type == "cuda" else None)
     if args.compile_blocks:
         log(f"compiling {compile_blocks(model)} blocks")  # before sharding, the order torchtitan uses
-    if env.world_size > 1:
+    if numerics.parallelism == "fsdp":
         # Sharding each block keeps one block's full weights in memory at a time; fully_shard moves the shards to
         # the GPU, so the fp32 model loaded on the CPU never lands whole on one GPU.
-        policy = MixedPrecisionPolicy(param_dtype=dtype, reduce_dtype=torch.float32)
+        policy = MixedPrecisionPolicy(param_dtype=numerics.precision, reduce_dtype=torch.float32)
         for block in gptj_blocks(model):
             fully_shard(block, mp_policy=policy)
         fully_shard(model, mp_policy=policy)
+        if numerics.sum_then_divide:
+            for module in model.modules():
+                if isinstance(module, FSDPModule):
+                    module.set_force_sum_reduction_for_comms(True)
     return cast(torch.nn.Module, model).to(env.device)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if isinstance(model, DistributedDataParallel) else model
-
-
-def build_optimizer(
-    params: list[torch.nn.Parameter], args: FinetuneArguments, env: Distributed
-) -> torch.optim.Optimizer:
-    groups = [
-        {"params": [p for p in params if p.ndim >= 2], "weight_decay": args.weight_decay},
-        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},  # biases and norms
-    ]
-    return torch.optim.AdamW(
-        [group for group in groups if group["params"]], lr=args.learning_rate, fused=env.device.type == "cuda"
-    )
 
 
 def _scalar(value: torch.Tensor) -> float:
@@ -325,6 +316,44 @@ def checkpoint_folder(checkpoint_dir: str) -> Path:
     return Path(checkpoint_dir) / job if job else Path(checkpoint_dir)
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """Everything the learning rate of a step depends on. A checkpoint resumes only under the schedule it was
+    written under: the optimizer's restored learning rate and the scheduler's step count belong to that schedule
+    (resumed with a larger --max_steps, a finished linear schedule trained its next step at learning rate 0)."""
+
+    total_steps: int
+    warmup_steps: int
+    lr_scheduler_type: str
+    learning_rate: float
+
+    @classmethod
+    def of(cls, args: FinetuneArguments, plan: BatchPlan) -> "Schedule":
+        total = plan.total_steps(args.epochs, args.max_steps)
+        return cls(total, math.ceil(args.warmup_ratio * total), args.lr_scheduler_type, args.learning_rate)
+
+    def scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+        return cast(
+            torch.optim.lr_scheduler.LRScheduler,
+            get_scheduler(
+                self.lr_scheduler_type,
+                optimizer,
+                num_warmup_steps=self.warmup_steps,
+                num_training_steps=self.total_steps,
+            ),
+        )
+
+
+def _schedule_arguments(args: FinetuneArguments) -> dict[str, Any]:
+    return {
+        "max_steps": args.max_steps,
+        "epochs": args.epochs,
+        "learning_rate": args.learning_rate,
+        "warmup_ratio": args.warmup_ratio,
+        "lr_scheduler_type": args.lr_scheduler_type,
+    }
+
+
 # Full (unsharded) state dicts gathered to rank 0's CPU: one checkpoint layout for 1 or N GPUs, written by
 # rank 0 alone. Frozen weights (the LoRA base) are left out: they come from the base model.
 _GATHER = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=True)
@@ -337,6 +366,7 @@ def save_checkpoint(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     plan: BatchPlan,
+    schedule: Schedule,
     history: list[dict[str, float]],
     args: FinetuneArguments,
     env: Distributed,
@@ -355,6 +385,8 @@ def save_checkpoint(
             "method": args.method,
             "blocks_per_step": plan.blocks_per_step,
             "num_blocks": plan.num_blocks,
+            "schedule": asdict(schedule),
+            "schedule_arguments": _schedule_arguments(args),
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "rng": rng,
@@ -373,6 +405,7 @@ def resume(
     scheduler: torch.optim.lr_scheduler.LRScheduler,
     scaler: torch.amp.GradScaler,
     plan: BatchPlan,
+    schedule: Schedule,
     args: FinetuneArguments,
     env: Distributed,
 ) -> tuple[int, list[dict[str, float]]]:
@@ -391,6 +424,13 @@ def resume(
     found = {key: state[key] for key in expected}
     if found != expected:
         raise ValueError(f"checkpoint {folder} was written by another configuration: {found}, this run: {expected}")
+    if state.get("schedule") != asdict(schedule):
+        written = state.get("schedule_arguments", "unknown (written before checkpoints recorded their schedule)")
+        raise ValueError(
+            f"checkpoint {folder} was written under another learning-rate schedule: {state.get('schedule')} from "
+            f"{written}; this run: {asdict(schedule)} from {_schedule_arguments(args)}. Resume with the arguments it "
+            "was written with (a spot restart does), or start a new run (another --checkpoint_dir) from its model"
+        )
     # Rank 0 reads the files; the other ranks receive their shards (FSDP) or copies from it.
     options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=env.world_size > 1, ignore_frozen_params=True)
     model_state = checkpointing.load(folder, "model.pt") if env.is_main else {}
@@ -465,16 +505,16 @@ def main() -> None:
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     # The training loop never modifies the model's outputs in place, which is what this warning is about.
     warnings.filterwarnings("ignore", message="FSDP2-wrapped module .* returned a view tensor")
-    # ShardedGradScaler's one-element inf flag becomes a replicated DTensor, as intended.
-    warnings.filterwarnings("ignore", message="Found a non-scalar tensor with numel=1")
     model_args, data_args, args = parse_args()
     env = init_distributed()
     check_runtime(env)
     dtype = resolve_precision(args.precision, env.device)
+    numerics = choose_numerics(args.method, env.world_size, dtype, env.device.type)
     torch.manual_seed(args.seed)
     log(f"{args.method} fine-tuning on {env.world_size} x {env.device.type}, {dtype}, {model_args.attn_implementation}")
+    log(describe(numerics))
 
-    base_model, tokenizer = load_model(model_args, args.method, dtype, env)
+    base_model, tokenizer = load_model(model_args, numerics.load_dtype, env)
     if data_args.block_size > base_model.config.n_positions:
         raise ValueError(
             f"--block_size: expected at most the model's n_positions {base_model.config.n_positions}, "
@@ -485,33 +525,22 @@ def main() -> None:
     plan = BatchPlan(
         len(train_blocks), env.world_size, args.per_device_train_batch_size, args.gradient_accumulation_steps, args.seed
     )
-    total_steps = plan.total_steps(args.epochs, args.max_steps)
+    schedule = Schedule.of(args, plan)
+    total_steps = schedule.total_steps
     log(
         f"{len(train_blocks)} training and {len(eval_blocks)} validation blocks of {data_args.block_size} tokens; "
         f"{plan.blocks_per_step} blocks per step, {plan.steps_per_epoch} steps per epoch, {total_steps} steps"
     )
 
-    model = prepare_model(base_model, args, dtype, env)
+    model = prepare_model(base_model, args, numerics, env)
     params = [p for p in model.parameters() if p.requires_grad]
     log(f"trainable parameters: {sum(p.numel() for p in params):,}")
-    optimizer = build_optimizer(params, args, env)
-    scheduler = get_scheduler(
-        args.lr_scheduler_type,
-        optimizer,
-        num_warmup_steps=math.ceil(args.warmup_ratio * total_steps),
-        num_training_steps=total_steps,
-    )
-    sharded = args.method == "full" and env.world_size > 1
-    scaler_class = ShardedGradScaler if sharded else torch.amp.GradScaler
-    scaler = scaler_class(env.device.type, enabled=dtype == torch.float16)
-    # FSDP casts the weights itself (MixedPrecisionPolicy); otherwise autocast runs the matmuls in `dtype`.
-    use_autocast = dtype != torch.float32 and not sharded
+    optimizer = build_optimizer(params, args.learning_rate, args.weight_decay, numerics)
+    scheduler = schedule.scheduler(optimizer)
+    scaler = grad_scaler(numerics, env.device.type)
+    forward = functools.partial(forward_context, env.device.type, numerics.autocast_dtype, args.cudnn_attention_first)
 
-    forward = functools.partial(
-        forward_context, env.device.type, dtype if use_autocast else None, args.cudnn_attention_first
-    )
-
-    start_step, history = resume(model, optimizer, scheduler, scaler, plan, args, env)
+    start_step, history = resume(model, optimizer, scheduler, scaler, plan, schedule, args, env)
 
     def run_eval(step: int) -> None:
         record = {**evaluate(model, eval_blocks, args.per_device_train_batch_size, forward, env), "step": step}
@@ -552,7 +581,7 @@ def main() -> None:
         if args.eval_every_steps and done % args.eval_every_steps == 0 and done < total_steps:
             run_eval(done)
         if args.checkpoint_every_steps and (done % args.checkpoint_every_steps == 0 or done == total_steps):
-            model_state = save_checkpoint(done, model, optimizer, scheduler, scaler, plan, history, args, env)
+            model_state = save_checkpoint(done, model, optimizer, scheduler, scaler, plan, schedule, history, args, env)
             final_state = model_state if done == total_steps else None
 
     run_eval(total_steps)

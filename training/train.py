@@ -1,9 +1,9 @@
 """SageMaker entry point: fine-tune GPT-J-6B on the judgments (source_dir training/, entry point train.py).
 
 Container: torch >= 2.6 in a CUDA 12.x build that still includes sm_70, because the job runs on ml.p3dn.24xlarge
-(8x V100) and transformers 5.x needs torch >= 2.6: the AWS PyTorch training DLC 2.6.x with CUDA 12.6 (check that
-`torch.cuda.get_arch_list()` lists sm_70). requirements.txt adds transformers 5.24 (GPT-J through the shared
-attention interface, so SDPA works), peft and accelerate on top of the container's torch.
+(8x V100) and transformers 5.x needs torch >= 2.6: the AWS PyTorch training DLC 2.8.0 with CUDA 12.9 (finetune.py
+logs `torch.cuda.get_arch_list()` and stops when it lacks the GPU's kernels). requirements.txt adds transformers 5.24
+(GPT-J through the shared attention interface, so SDPA works), peft and accelerate on top of the container's torch.
 
 Launch: one process per GPU, through torchrun. Under a launcher (SageMaker's `torch_distributed`, or torchrun by
 hand) the work starts at once; started as plain `python train.py ...` where SM_NUM_GPUS or SM_HOSTS say there

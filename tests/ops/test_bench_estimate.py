@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +65,34 @@ def test_mfu_carries_over_to_the_eight_v100s_and_the_state_is_sharded(tmp_path: 
     assert row.startswith(f"| `ml.p3dn.24xlarge` | full | {default_tps:,.0f} | derived, not measured on this type")
 
 
+def test_the_v100s_are_estimated_from_the_fp16_runs_and_an_a100_from_the_bf16_ones(tmp_path: Path) -> None:
+    """ml.p3dn.24xlarge trains in fp16 with loss scaling: its estimate comes from the benchmark's fp16 runs, whose
+    full fine-tuning held fp32 weights, gradients and Adam states (16 bytes a parameter) besides activations."""
+    fp16_state = 16 * N / GIB
+    path = write_bench(
+        tmp_path,
+        bench_result("baseline", 1, 0.40, 8 * N / GIB + 8 * 0.5),
+        bench_result("ours", 0, 0.50, 8 * N / GIB + 8 * 3.0),
+        bench_result("baseline", 1, 0.30, fp16_state + 8 * 0.5, precision="fp16"),
+        bench_result("ours", 0, 0.35, fp16_state + 8 * 3.0, precision="fp16"),
+    )
+    text = "\n".join(report(load_bench(path), settings(), PRICES))
+    assert "the instance's GPUs train in fp16" in text and "stands in" not in text
+    assert "train.py's default (fp16 with loss scaling, checkpointing every block" in text
+    assert f"-> ~{0.30 * 8 * 125e12 / (6 * N):,.0f} tokens/s per instance" in text
+    assert f"~{16 * N / 8 / GIB + 4 * 0.5:.1f} GiB per GPU (fits in 32)" in text  # the same 0.5 GiB a sequence
+    a100 = "\n".join(report(load_bench(path), settings(training_instance_type="ml.p4d.24xlarge"), PRICES))
+    assert "the instance's GPUs train in bf16" in a100
+    assert f"-> ~{0.40 * 8 * 312e12 / (6 * N):,.0f} tokens/s per instance" in a100
+
+
+def test_without_fp16_runs_the_v100_estimate_says_bf16_stands_in(tmp_path: Path) -> None:
+    path = write_bench(tmp_path, bench_result("baseline", 1, 0.4, 60), bench_result("ours", 0, 0.5, 70))
+    text = "\n".join(report(load_bench(path), settings(), PRICES))
+    assert "(no finished fp16 run of train.py's default: its bf16 run stands in)" in text
+    assert "(no finished fp16 run of train.py's speed options: its bf16 run stands in)" in text
+
+
 def test_a_configuration_that_does_not_fit_the_gpus_gives_no_row(tmp_path: Path) -> None:
     state = 8 * N / GIB
     too_much = state + 8 * 6.0  # 6 GiB of activations a sequence: 4 of them and the sharded state exceed 32 GiB
@@ -82,9 +112,40 @@ def test_lora_keeps_the_16_bit_base_on_every_gpu(tmp_path: Path) -> None:
         bench_result("ours", 0, 0.4, held + 8 * 1.0, **lora),
     )
     text = "\n".join(report(load_bench(path), settings(method="lora", learning_rate="1e-4"), PRICES))
-    assert "stock peft, the closest to train.py's default (checkpointing every block" in text
+    assert "stock peft, the closest to train.py's default (bf16, checkpointing every block" in text
     assert f"~{held + 4 * 0.25:.1f} GiB per GPU (fits in 32)" in text
     assert f"-> ~{0.3 * 8 * 125e12 / (4.0 * N + 6.0 * adapters):,.0f} tokens/s per instance" in text
+
+
+def test_bench_py_writes_every_field_this_reads_and_a_cpu_run_is_refused_by_name(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("training_bench", Path("training/bench.py").resolve())
+    assert spec and spec.loader
+    sys.path.insert(0, str(Path("training").resolve()))  # bench.py imports train.py's modules, as on SageMaker
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(
+        [
+            "--tiny",
+            "--steps",
+            "1",
+            "--warmup",
+            "0",
+            "--no_compile",
+            "--methods",
+            "full",
+            "--impls",
+            "baseline",
+            "--seq_lengths",
+            "32",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    results = json.loads((tmp_path / "bench.json").read_text())["results"]
+    assert [r["precision"] for r in results] == ["bf16", "fp16"]
+    assert all(set(bench_estimate.BenchRun.__dataclass_fields__) <= set(result) for result in results)
+    with pytest.raises(ValueError, match="no finished GPU run with MFU and peak memory \\(device 'cpu'\\)"):
+        load_bench(tmp_path / "bench.json")
 
 
 def test_a_cpu_run_has_nothing_to_carry_over(tmp_path: Path) -> None:

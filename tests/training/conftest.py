@@ -1,8 +1,8 @@
 """Fixtures for the training script's CPU tests: real prep output and a tiny GPT-J saved like a Hub model."""
 
+import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
+# psutil comes with accelerate, a training requirement, in both test environments.
+import psutil
 import pytest
 
 from fakes.tiny_gptj import make_tiny_model
 
-ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
 TRAINING = ROOT / "training"
 # train.py runs with training/ as its import root (SageMaker's source_dir); the tests import its modules the same way.
 sys.path.insert(0, str(TRAINING))
@@ -102,24 +105,16 @@ TIMEOUT = 600  # generous: the machine may be shared with other test runs
 
 class Launched:
     """A subprocess started in the background and collected later, so that the slow runs overlap with each other
-    and with the in-process tests. after: start only once that run has finished. kill_on: SIGKILL the process
-    group (a spot interruption) as soon as a line starts with this."""
+    and with the in-process tests. after: start only once that run has finished."""
 
-    def __init__(
-        self,
-        root: Path,
-        command: list[str],
-        env: Mapping[str, str],
-        kill_on: str | None = None,
-        after: "Launched | None" = None,
-    ) -> None:
+    def __init__(self, root: Path, command: list[str], env: Mapping[str, str], after: "Launched | None" = None) -> None:
         self.root = root
         self.process: subprocess.Popen[str] | None = None
         self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._run, args=(command, env, kill_on, after), daemon=True)
+        self.thread = threading.Thread(target=self._run, args=(command, env, after), daemon=True)
         self.thread.start()
 
-    def _run(self, command: list[str], env: Mapping[str, str], kill_on: str | None, after: "Launched | None") -> None:
+    def _run(self, command: list[str], env: Mapping[str, str], after: "Launched | None") -> None:
         if after is not None:
             after.thread.join()
         self.process = subprocess.Popen(
@@ -128,13 +123,21 @@ class Launched:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.append(line)
-            if kill_on and line.startswith(kill_on):
-                self.kill()
         self.process.wait()
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
+        """SIGKILL the run and every process it started. torchrun starts each worker in a session of its own, which a
+        signal to the launcher's process group misses: its workers would then wait for their peers for an hour."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            launcher = psutil.Process(self.process.pid)
+            family = [launcher, *launcher.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return
+        for member in family:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                member.kill()
 
     def result(self) -> Run:
         self.thread.join(timeout=TIMEOUT)
@@ -145,24 +148,19 @@ class Launched:
         return Run(self.root, self.process.returncode, "".join(self.lines))
 
 
-def train_command(root: Path, model: Path, *args: str) -> list[str]:
+def train_command(root: Path, model: Path, *args: str, script: Path = TRAINING / "train.py") -> list[str]:
     return [
         sys.executable,
-        str(TRAINING / "train.py"),
+        str(script),
         *("--model_name_or_path", str(model), "--checkpoint_dir", str(root / "checkpoints")),
         *("--block_size", str(BLOCK_SIZE), "--logging_steps", "1", "--seed", "7", *args),
     ]
 
 
 def launch_train(
-    root: Path,
-    text: TextChannels,
-    model: Path,
-    *args: str,
-    env: Mapping[str, str] | None = None,
-    kill_on: str | None = None,
+    root: Path, text: TextChannels, model: Path, *args: str, env: Mapping[str, str] | None = None
 ) -> Launched:
-    return Launched(root, train_command(root, model, *args), script_env(root, text, env), kill_on)
+    return Launched(root, train_command(root, model, *args), script_env(root, text, env))
 
 
 # The full fine-tuning run that the end-to-end tests share: 24 steps of 2 blocks each.
@@ -176,6 +174,11 @@ SPEED_ARGS = (
     *("--compile_blocks", "True", "--gradient_checkpointing_every", "2", "--cudnn_attention_first", "True"),
     *("--checkpoint_every_steps", "0"),
 )
+# The default job's numerics (ml.p3dn.24xlarge: V100s, so fp16 with loss scaling; FSDP2), as 2 ranks on the CPU.
+V100_ARGS = (
+    *("--method", "full", "--max_steps", "24", "--learning_rate", "3e-3", "--warmup_ratio", "0.1"),
+    *("--precision", "fp16", "--per_device_train_batch_size", "1", "--checkpoint_every_steps", "0"),
+)
 LORA_ARGS = (
     *("--method", "lora", "--lora_r", "4", "--lora_alpha", "8", "--learning_rate", "2e-2", "--max_steps", "8"),
     *("--per_device_train_batch_size", "1", "--checkpoint_every_steps", "8"),
@@ -187,14 +190,27 @@ def launches(
     tmp_path_factory: pytest.TempPathFactory, text: TextChannels, tiny_model: Path
 ) -> Iterator[dict[str, Launched]]:
     """Every slow subprocess, started at once (the resumption as soon as the killed run is gone)."""
-    full, killed, lora, compiled = (tmp_path_factory.mktemp(name) for name in ("full", "killed", "lora", "compiled"))
+    names = ("full", "killed", "lora", "compiled", "v100", "numerics")
+    full, killed, lora, compiled, v100, numerics = (tmp_path_factory.mktemp(name) for name in names)
+    interrupted = train_command(
+        killed, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2", script=HERE / "interrupt.py"
+    )
     launched = {
         "full": launch_train(full, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2"),
-        # A spot interruption of a single-process run with 2 blocks per micro-batch...
-        "killed": launch_train(
-            killed, text, tiny_model, *FULL_ARGS, "--per_device_train_batch_size", "2", kill_on="saved checkpoint"
-        ),
+        # A spot interruption of a single-process run with 2 blocks per micro-batch, mid-way through a checkpoint...
+        "killed": Launched(killed, interrupted, script_env(killed, text)),
         "lora": launch_train(lora, text, tiny_model, *LORA_ARGS),
+        "v100": launch_train(v100, text, tiny_model, *V100_ARGS, env={"SM_NUM_GPUS": "2"}),
+        # A few steps of every method and precision as 2 ranks (FSDP2 or DDP), the project's numerics as they are.
+        "numerics": Launched(
+            numerics,
+            [
+                *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+                *(str(HERE / "numerics_run.py"), "--model", str(tiny_model), "--train", str(text.train)),
+                *("--out", str(numerics / "runs.pt"), *NUMERICS_RUNS),
+            ],
+            script_env(numerics, text),
+        ),
     }
     # ...resumed in the same folders by 2 FSDP ranks (gloo) with 1 block each: the same 2 blocks per step.
     launched["resumed"] = Launched(
@@ -222,6 +238,10 @@ def _start_slow_runs_first(request: pytest.FixtureRequest) -> None:
     torch.set_num_threads(1)  # one core each for this process and the runs: threads fighting over 2 cores is slower
     if any("launches" in getattr(item, "fixturenames", ()) for item in request.session.items):
         request.getfixturevalue("launches")
+
+
+# method:precision of the numerics runs (tests/training/numerics_run.py), each in one process and as 2 ranks.
+NUMERICS_RUNS = tuple(f"{method}:{precision}" for method in ("full", "lora") for precision in ("fp32", "fp16", "bf16"))
 
 
 @pytest.fixture(scope="session")

@@ -22,26 +22,58 @@ def test_tiny_benchmark_runs_every_configuration_and_writes_its_report(
 ) -> None:
     bench.main(["--tiny", "--steps", "2", "--warmup", "1", "--no_compile", "--out", str(tmp_path)])
     results = json.loads((tmp_path / "bench.json").read_text())["results"]
-    configurations = {(r["seq"], r["method"], r["impl"]) for r in results}
-    assert configurations == {(s, m, i) for s in (32, 64) for m in ("full", "lora") for i in ("baseline", "ours")}
+    configurations = [(r["seq"], r["precision"], r["method"], r["impl"]) for r in results]
+    runs = [(m, i) for m in ("full", "lora") for i in ("baseline", "ours")]
+    # bf16 at the target sequence first, then fp16 (loss scaling, the V100 path) at the default job's, then bf16.
+    assert configurations == [
+        (seq, precision, *run) for seq, precision in [(64, "bf16"), (32, "fp16"), (32, "bf16")] for run in runs
+    ]
     assert all(r["error"] is None and r["tokens_per_second"] > 0 for r in results)
     assert all(r["vs_baseline"] > 0 for r in results if r["impl"] == "ours")
     assert {r["checkpoint_every"] for r in results if r["impl"] == "baseline"} == {1}
     assert {r["checkpoint_every"] for r in results if r["impl"] == "ours"} == {0}
     table = (tmp_path / "bench.md").read_text()
-    assert "| 64 | lora | ours | 2 x 2 | none | no | default |" in table
-    assert "LoRA / full tokens/s" in table
+    assert "| 64 | bf16 | lora | ours | 2 x 2 | none | no | default |" in table
+    assert "| 32 | fp16 + loss scaling | full | baseline | 4 x 2 | all | no | default |" in table
+    assert "ours, sequence 32, fp16: LoRA / full tokens/s" in table
     assert (
-        "train.py flags of ours, full, sequence 64: --method full --block_size 64 --gradient_checkpointing False"
-        in table
+        "train.py flags of ours, full, sequence 32, fp16: --method full --block_size 32 --precision fp16 "
+        "--gradient_checkpointing False" in table
     )
     assert table in capsys.readouterr().out
-    # make bench-estimate reads the same file: every field it needs is written, and a CPU run is refused by name.
-    from ops.bench_estimate import BenchRun, load_bench
 
-    assert set(BenchRun.__dataclass_fields__) <= set(results[0])
-    with pytest.raises(ValueError, match="no finished GPU run with MFU and peak memory \\(device 'cpu'\\)"):
-        load_bench(tmp_path / "bench.json")
+
+def test_the_fp16_runs_step_with_train_pys_numerics_for_one_v100() -> None:
+    """fp32 master weights under fp16 autocast (full), the fp16 base under autocast (ours' LoRA), loss scaling by
+    numerics.py's scaler; bf16 keeps the reference's bf16 weights."""
+    cpu = torch.device("cpu")
+    expected = {
+        ("full", "baseline", "fp16"): (torch.float32, torch.float16),
+        ("full", "ours", "fp16"): (torch.float32, torch.float16),
+        ("lora", "baseline", "fp16"): (torch.float16, None),  # stock peft casts its inputs itself
+        ("lora", "ours", "fp16"): (torch.float16, torch.float16),
+        ("full", "ours", "bf16"): (torch.bfloat16, None),
+        ("lora", "ours", "bf16"): (torch.bfloat16, torch.bfloat16),
+    }
+    for (method, impl, precision), numerics in expected.items():
+        result = bench.Result(32, method, impl, 4, 2, 1, False, "default", precision)
+        assert bench.step_numerics(result, cpu) == numerics
+
+
+def test_a_gpu_without_bf16_records_the_bf16_runs_as_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (7, 0))  # V100
+    monkeypatch.setattr(bench, "build_model", lambda *args: pytest.fail("built a bf16 model on a V100"))
+    monkeypatch.setattr(bench.gc, "collect", lambda: 0)  # nothing was allocated
+    result = bench.Result(32, "full", "baseline", 4, 2, 1, False, "default", "bf16")
+    bench.run_guarded(None, result, bench.parse_args(["--tiny"]), torch.device("cuda"))
+    assert (
+        result.error == "ValueError: --precision: bf16 needs compute capability >= 8.0, this GPU has (7, 0); use fp16"
+    )
+
+
+def test_the_v100_peak_is_its_fp16_tensor_peak(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100-SXM2-32GB")
+    assert bench.peak_flops(torch.device("cuda"), None) == 125e12
 
 
 def test_mfu_counts_6n_for_full_and_4n_plus_6_adapters_for_lora() -> None:
@@ -62,6 +94,7 @@ def test_ours_steps_back_after_running_out_of_memory_or_failing(monkeypatch: pyt
 
     monkeypatch.setattr(bench, "run_one", run_one)
     monkeypatch.setattr(torch._dynamo, "reset", lambda: None)  # nothing was compiled
+    monkeypatch.setattr(bench.gc, "collect", lambda: 0)  # nor allocated
     args = bench.parse_args(["--tiny"])
     attempts = bench.run_configuration(None, 32, "full", "ours", args, torch.device("cuda"))
     assert [(r.checkpoint_every, r.attention, r.error) for r in attempts] == [
@@ -89,8 +122,14 @@ def test_the_gptj_6b_shape_has_6_05e9_weights_and_33m_lora_adapters() -> None:
 @pytest.mark.parametrize(
     ("result", "expected"),
     [
-        (bench.Result(2048, "full", "ours", 4, 2, 4, True, "cudnn first"), (2048, "full", True, 4, True, True)),
-        (bench.Result(1024, "lora", "ours", 8, 2, 0, False, "default"), (1024, "lora", False, 1, False, False)),
+        (
+            bench.Result(2048, "full", "ours", 4, 2, 4, True, "cudnn first"),
+            (2048, "full", True, 4, True, True, "bf16"),
+        ),
+        (
+            bench.Result(1024, "lora", "ours", 8, 2, 0, False, "default", "fp16"),
+            (1024, "lora", False, 1, False, False, "fp16"),
+        ),
     ],
 )
 def test_the_reported_flags_run_the_same_configuration_in_train_py(
@@ -100,4 +139,4 @@ def test_the_reported_flags_run_the_same_configuration_in_train_py(
 
     _, data_args, args = parse_args(bench.train_flags(result).split())
     settings = (data_args.block_size, args.method, args.gradient_checkpointing, args.gradient_checkpointing_every)
-    assert (*settings, args.compile_blocks, args.cudnn_attention_first) == expected
+    assert (*settings, args.compile_blocks, args.cudnn_attention_first, args.precision) == expected

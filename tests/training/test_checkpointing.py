@@ -1,6 +1,8 @@
 """Atomic checkpoint folders: the newest complete one wins, incomplete ones are skipped, old ones pruned."""
 
+import dataclasses
 import json
+import re
 from pathlib import Path
 
 import checkpointing
@@ -9,7 +11,7 @@ import pytest
 import torch
 from arguments import FinetuneArguments
 from data import BatchPlan
-from transformers import AutoModelForCausalLM, get_scheduler
+from transformers import AutoModelForCausalLM
 
 
 def save(directory: Path, step: int, keep: int = 2) -> Path:
@@ -54,13 +56,14 @@ def test_saving_the_same_step_again_replaces_it(tmp_path: Path) -> None:
 
 def test_resume_restores_the_step_and_refuses_another_configuration(tmp_path: Path, tiny_model: Path) -> None:
     env = finetune.Distributed(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
-    args = FinetuneArguments(checkpoint_dir=str(tmp_path), learning_rate=1e-3)
+    args = FinetuneArguments(checkpoint_dir=str(tmp_path), learning_rate=1e-3, max_steps=10)
     plan = BatchPlan(num_blocks=40, world_size=1, batch_size=2, accumulation=1, seed=0)
+    schedule = finetune.Schedule.of(args, plan)
 
     def setup() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
         model = AutoModelForCausalLM.from_pretrained(tiny_model)
         optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate)
-        return model, optimizer, get_scheduler("linear", optimizer, num_warmup_steps=0, num_training_steps=10)
+        return model, optimizer, schedule.scheduler(optimizer)
 
     model, optimizer, scheduler = setup()
     scaler = torch.amp.GradScaler("cpu", enabled=False)
@@ -68,15 +71,59 @@ def test_resume_restores_the_step_and_refuses_another_configuration(tmp_path: Pa
     params = list(model.parameters())
     finetune.train_step(model, [batch], optimizer, scaler, params, 1.0, finetune.contextlib.nullcontext, env)
     scheduler.step()
-    finetune.save_checkpoint(1, model, optimizer, scheduler, scaler, plan, [{"loss": 1.0, "step": 1}], args, env)
+    history = [{"loss": 1.0, "step": 1}]
+    finetune.save_checkpoint(1, model, optimizer, scheduler, scaler, plan, schedule, history, args, env)
 
     fresh, fresh_optimizer, fresh_scheduler = setup()
-    step, history = finetune.resume(fresh, fresh_optimizer, fresh_scheduler, scaler, plan, args, env)
-    assert (step, history, fresh_scheduler.last_epoch) == (1, [{"loss": 1.0, "step": 1}], 1)
+    step, restored_history = finetune.resume(fresh, fresh_optimizer, fresh_scheduler, scaler, plan, schedule, args, env)
+    assert (step, restored_history, fresh_scheduler.last_epoch) == (1, history, 1)
     for trained, restored in zip(model.parameters(), fresh.parameters(), strict=True):
         torch.testing.assert_close(trained, restored)
     assert int(next(iter(fresh_optimizer.state.values()))["step"]) == 1
 
     other = BatchPlan(num_blocks=40, world_size=1, batch_size=4, accumulation=1, seed=0)
     with pytest.raises(ValueError, match="written by another configuration"):
-        finetune.resume(*setup(), scaler, other, args, env)
+        finetune.resume(*setup(), scaler, other, schedule, args, env)
+
+
+@pytest.mark.parametrize(
+    ("changed", "value"),
+    [
+        ("max_steps", 20),
+        ("epochs", 5.0),
+        ("learning_rate", 2e-3),
+        ("warmup_ratio", 0.5),
+        ("lr_scheduler_type", "cosine"),
+    ],
+)
+def test_a_checkpoint_resumes_only_under_the_schedule_it_was_written_under(
+    tmp_path: Path, tiny_model: Path, changed: str, value: object
+) -> None:
+    """Resumed under another schedule, the restored learning rate and step count would belong to the old one
+    (a finished linear schedule resumed with a larger --max_steps trained its next step at learning rate 0)."""
+    env = finetune.Distributed(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
+    # max_steps -1: the run's length comes from --epochs; 40 blocks of 2 are 20 steps an epoch.
+    written = FinetuneArguments(checkpoint_dir=str(tmp_path), max_steps=-1 if changed == "epochs" else 10, epochs=1.0)
+    plan = BatchPlan(num_blocks=40, world_size=1, batch_size=2, accumulation=1, seed=0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=written.learning_rate)
+    schedule = finetune.Schedule.of(written, plan)
+    scheduler = schedule.scheduler(optimizer)
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    finetune.save_checkpoint(4, model, optimizer, scheduler, scaler, plan, schedule, [], written, env)
+
+    resumed = dataclasses.replace(written, **{changed: value})
+    other = finetune.Schedule.of(resumed, plan)
+    assert other != schedule
+    optimizer = torch.optim.AdamW(model.parameters(), lr=resumed.learning_rate)
+    expected = re.escape(f"'{changed}': {value!r}") + ".*Resume with the arguments it was written with"
+    with pytest.raises(ValueError, match=f"written under another learning-rate schedule: .*{expected}"):
+        finetune.resume(model, optimizer, other.scheduler(optimizer), scaler, plan, other, resumed, env)
+
+
+def test_the_same_schedule_from_other_arguments_is_the_same_schedule() -> None:
+    """--max_steps 20 and one epoch of 20 steps train the same learning rates: either resumes the other."""
+    plan = BatchPlan(num_blocks=40, world_size=1, batch_size=2, accumulation=1, seed=0)
+    by_epochs = finetune.Schedule.of(FinetuneArguments(max_steps=-1, epochs=1.0), plan)
+    assert by_epochs == finetune.Schedule.of(FinetuneArguments(max_steps=20, epochs=3.0), plan)
+    assert (by_epochs.total_steps, by_epochs.warmup_steps) == (20, 1)

@@ -8,6 +8,9 @@ from finetune import checkpoint_folder, has_kernels, resolve_precision
 
 CUDA_126 = ["sm_50", "sm_60", "sm_70", "sm_75", "sm_80", "sm_86", "sm_90"]  # PyTorch's CUDA 12.6 arch list
 CUDA_128_27 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]  # 2.7 cu128: no Volta
+# torch 2.8.0's CUDA 12.9 build (the training image's: 12.8's list, read from PyPI's 2.8.0, plus PTX for 12.0)
+CUDA_129_28 = ["sm_70", "sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]
+CUDA_130 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_120"]  # 2.9 and newer DLCs: no Volta
 
 
 @pytest.mark.parametrize(
@@ -15,6 +18,9 @@ CUDA_128_27 = ["sm_75", "sm_80", "sm_86", "sm_90", "sm_100", "sm_120", "compute_
     [
         ((7, 0), CUDA_126, True),  # V100 on a CUDA 12.6 build
         ((7, 0), CUDA_128_27, False),  # V100 on a build without sm_70: fail before training
+        ((7, 0), CUDA_129_28, True),  # V100 on the training image's torch
+        ((7, 0), CUDA_130, False),
+        ((9, 0), CUDA_129_28, True),  # H100 on it
         ((8, 6), ["sm_80"], True),  # a cubin runs on a newer minor version of its major
         ((8, 0), ["sm_86"], False),
         ((9, 0), ["sm_80", "compute_80"], True),  # PTX is compiled for newer GPUs
@@ -75,4 +81,4 @@ def test_a_model_loaded_with_another_attention_kernel_stops_the_run(
     monkeypatch.setattr(finetune.AutoModelForCausalLM, "from_pretrained", load_eager)
     env = finetune.Distributed(rank=0, local_rank=0, world_size=1, device=torch.device("cpu"))
     with pytest.raises(RuntimeError, match="--attn_implementation sdpa: the model loaded with eager"):
-        finetune.load_model(ModelArguments(model_name_or_path=str(tiny_model)), "full", torch.float32, env)
+        finetune.load_model(ModelArguments(model_name_or_path=str(tiny_model)), torch.float32, env)

@@ -1,0 +1,157 @@
+"""A few optimizer steps with the numerics a job gets, on the tiny GPT-J, recording what the numerics tests check.
+
+Real: everything train.py runs for a step: numerics.choose_numerics for (method, world size, precision, device),
+finetune.load_model / prepare_model (FSDP2 or DDP over gloo when launched as several ranks), the optimizer and the
+loss scaler of numerics.py, finetune.train_step. Stand-in: the forced overflow, a gradient hook that fills the first
+block's output gradient with inf on the last rank for one step (what an fp16 overflow does to the gradients there).
+Every step trains the same two blocks of the prep's text (split over the ranks), so the loss falls within a few steps.
+
+In process: `run(...)`. As ranks: `python -m torch.distributed.run --standalone --nproc_per_node 2 numerics_run.py
+--model DIR --train DIR --out FILE full:fp16 lora:bf16 ...` (rank 0 writes every run's record with torch.save).
+"""
+
+import argparse
+import functools
+import math
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+TRAINING = Path(__file__).resolve().parents[2] / "training"
+if str(TRAINING) not in sys.path:
+    sys.path.insert(0, str(TRAINING))
+
+import finetune  # noqa: E402
+from arguments import FinetuneArguments, ModelArguments  # noqa: E402
+from data import tokenize_and_pack  # noqa: E402
+from numerics import build_optimizer, choose_numerics, grad_scaler  # noqa: E402
+from speedups import forward_context, gptj_blocks  # noqa: E402
+from torch.distributed.tensor import DTensor  # noqa: E402
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+LEARNING_RATES = {"full": 3e-3, "lora": 5e-2}
+STEPS = 8
+OVERFLOW_STEP = 3  # 1-based; only runs with loss scaling get one
+BLOCK_SIZE = 32
+BLOCKS_PER_STEP = 2
+# No clipping: the recorded gradients are the reduced ones as they are, so a wrong reduction scale shows.
+NO_CLIPPING = 1e9
+
+
+def _full(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
+def _local(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _any_rank(flag: bool, env: finetune.Distributed) -> bool:
+    if env.world_size == 1:
+        return flag
+    value = torch.tensor([float(flag)])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def _poison_once(model: torch.nn.Module) -> Callable[[bool], None]:
+    """A switch that makes the next backward write inf into the first block's output gradient."""
+    armed = [False]
+
+    def hook(module: torch.nn.Module, inputs: Any, output: Any) -> None:
+        hidden = output[0] if isinstance(output, tuple) else output
+        if armed[0] and hidden.requires_grad:
+            armed[0] = False
+            hidden.register_hook(lambda grad: torch.full_like(grad, math.inf))
+
+    gptj_blocks(model)[0].register_forward_hook(hook)
+    return lambda on: armed.__setitem__(0, on)
+
+
+def run(model_dir: Path, train_dir: Path, method: str, precision: str, env: finetune.Distributed) -> dict[str, Any]:
+    """STEPS steps of `method` in `precision` over env's ranks; every rank returns the same record."""
+    numerics = choose_numerics(method, env.world_size, PRECISIONS[precision], env.device.type)
+    args = FinetuneArguments(method=method, lora_r=4, lora_alpha=8, learning_rate=LEARNING_RATES[method])
+    torch.manual_seed(0)
+    base, tokenizer = finetune.load_model(ModelArguments(model_name_or_path=str(model_dir)), numerics.load_dtype, env)
+    model = finetune.prepare_model(base, args, numerics, env)
+    named = [(name.removeprefix("module."), p) for name, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    optimizer = build_optimizer(params, args.learning_rate, args.weight_decay, numerics)
+    scaler = grad_scaler(numerics, env.device.type)
+    forward = functools.partial(forward_context, env.device.type, numerics.autocast_dtype, False)
+    blocks = tokenize_and_pack(train_dir, tokenizer, BLOCK_SIZE)[:BLOCKS_PER_STEP]
+    local_blocks = blocks.chunk(env.world_size)[env.rank]
+
+    gradients: dict[str, torch.Tensor] = {}
+
+    def record_first_gradients(*_: object) -> None:  # unscaled, before the first update
+        if not gradients:
+            gradients.update({name: _full(p.grad).detach().float().clone() for name, p in named if p.grad is not None})
+
+    optimizer.register_step_pre_hook(record_first_gradients)
+    poison = _poison_once(finetune.unwrap(model))
+    steps = []
+    for step in range(1, STEPS + 1):
+        overflow = numerics.loss_scaling and step == OVERFLOW_STEP
+        poison(overflow and env.rank == env.world_size - 1)
+        before = [_local(p).detach().clone() for p in params]
+        scale_before = scaler.get_scale()
+        loss, grad_norm = finetune.train_step(
+            model, [local_blocks], optimizer, scaler, params, NO_CLIPPING, forward, env
+        )
+        changed = any(not torch.equal(old, _local(p).detach()) for old, p in zip(before, params, strict=True))
+        adam_step = optimizer.state[params[0]].get("step") if params[0] in optimizer.state else None
+        steps.append(
+            {
+                "step": step,
+                "forced_overflow": overflow,
+                "loss": loss,
+                "grad_norm": _finite_or_none(grad_norm),
+                "scale_before": scale_before,
+                "scale_after": scaler.get_scale(),
+                "weights_changed": _any_rank(changed, env),
+                "adam_step": None if adam_step is None else float(_full(adam_step)),
+            }
+        )
+    return {
+        "numerics": {
+            "parallelism": numerics.parallelism,
+            "loss_scaling": numerics.loss_scaling,
+            "fused_adamw": numerics.fused_adamw,
+            "scaler": type(scaler).__name__,
+        },
+        "fused_optimizer": all(group.get("fused") for group in optimizer.param_groups),
+        "steps": steps,
+        "gradients": gradients,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", type=Path, required=True)
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("runs", nargs="+", help="method:precision, e.g. full:fp16")
+    args = parser.parse_args()
+    env = finetune.init_distributed()
+    results = {}
+    for name in args.runs:
+        method, precision = name.split(":")
+        results[name] = run(args.model, args.train, method, precision, env)
+    if env.is_main:
+        torch.save(results, args.out)
+    if env.world_size > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
