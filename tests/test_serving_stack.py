@@ -15,7 +15,13 @@ from syrupy.assertion import SnapshotAssertion
 from config import HOSTING_INSTANCE_TYPES, InstanceFacts, SettingError, load_settings
 from stacks.app_builder import build_pipeline
 from stacks.constructs.dataset_bucket import DatasetBucket
-from stacks.constructs.endpoint import GptjEndpoint, HubWeights
+from stacks.constructs.endpoint import (
+    HEALTH_CHECK_MARGIN_SECONDS,
+    MAX_VARIANT_TIMEOUT_SECONDS,
+    GptjEndpoint,
+    HubWeights,
+    startup_health_check_seconds,
+)
 from stacks.constructs.notification_topic import NotificationTopic
 from stacks.constructs.serving_container import (
     FULL_SEQUENCE_GIB,
@@ -197,14 +203,30 @@ def test_every_turing_type_and_only_those_gets_the_triton_backend(instance_type:
 @pytest.mark.parametrize(
     ("name", "labels"), [("base_endpoint", ["Base"]), ("both_endpoints_g4dn", ["Base", "FineTuned"])]
 )
-def test_the_model_loads_for_as_long_as_the_health_check_waits(name: str, labels: list[str]) -> None:
-    """LMI's image gives up loading after 1200 s unless told otherwise; the docs promise 30 minutes."""
+def test_the_container_gives_up_loading_before_the_health_check_does(name: str, labels: list[str]) -> None:
+    """LMI's image gives up loading after 1200 s unless told otherwise; the docs promise 30 minutes. SageMaker's
+    first health check waits five minutes longer, so that a model that does not load fails in the container, which
+    logs why, rather than by SageMaker's timeout, which says only that the health check did not pass."""
     app = app_for(name)
     for label in labels:
         env = props(app, "AWS::SageMaker::Model", label)["PrimaryContainer"]["Environment"]
         (variant,) = props(app, "AWS::SageMaker::EndpointConfig", label)["ProductionVariants"]
         assert env["OPTION_MODEL_LOADING_TIMEOUT"] == str(MODEL_LOADING_SECONDS) == "1800"
-        assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == MODEL_LOADING_SECONDS
+        health_check = variant["ContainerStartupHealthCheckTimeoutInSeconds"]
+        assert health_check == MODEL_LOADING_SECONDS + HEALTH_CHECK_MARGIN_SECONDS == 2100
+        assert int(env["OPTION_MODEL_LOADING_TIMEOUT"]) < health_check <= MAX_VARIANT_TIMEOUT_SECONDS
+
+
+def test_the_health_check_stays_within_sagemakers_limit() -> None:
+    import botocore.loaders
+
+    api = botocore.loaders.Loader().load_service_model("sagemaker", "service-2")
+    variant = api["shapes"]["ProductionVariant"]["members"]
+    for member in ("ContainerStartupHealthCheckTimeoutInSeconds", "ModelDataDownloadTimeoutInSeconds"):
+        assert api["shapes"][variant[member]["shape"]]["max"] == MAX_VARIANT_TIMEOUT_SECONDS, member
+    assert startup_health_check_seconds(MAX_VARIANT_TIMEOUT_SECONDS - HEALTH_CHECK_MARGIN_SECONDS) == 3600
+    with pytest.raises(ValueError, match="exceeds SageMaker's 3600 s limit"):
+        startup_health_check_seconds(MAX_VARIANT_TIMEOUT_SECONDS - HEALTH_CHECK_MARGIN_SECONDS + 1)
 
 
 @pytest.mark.parametrize(
@@ -275,7 +297,7 @@ def test_endpoint_configs_size_the_variant_and_omit_the_volume_key_on_nvme_types
         assert variant["VariantName"] == "AllTraffic"
         assert variant["InstanceType"] == instance_type
         assert variant["InitialInstanceCount"] == count
-        assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 1800
+        assert variant["ContainerStartupHealthCheckTimeoutInSeconds"] == 2100
         assert variant["ModelDataDownloadTimeoutInSeconds"] == 1800
         assert variant["RoutingConfig"] == {"RoutingStrategy": "LEAST_OUTSTANDING_REQUESTS"}
         assert variant["InferenceAmiVersion"] == "al2023-ami-sagemaker-inference-gpu-4-1"

@@ -51,8 +51,9 @@ MIN_FULL_SEQUENCES = 4
 MAX_ROLLING_BATCH_SIZE = 64
 # LMI stops loading a model after MODEL_LOADING_TIMEOUT, 1200 s in its image (ENV in serving/docker/lmi.Dockerfile,
 # read by PyEnv.java); `option.model_loading_timeout` overrides it. 30 minutes, as docs/serving.md promises for a
-# 12 GB Hub download plus loading and CUDA graph capture; the endpoint's startup health check waits as long (LMI's
-# configuration guide: set container_startup_health_check_timeout to at least the model loading timeout).
+# 12 GB Hub download plus loading and CUDA graph capture; the endpoint's startup health check waits a margin longer
+# (LMI's configuration guide: set container_startup_health_check_timeout to at least the model loading timeout;
+# stacks/constructs/endpoint.py `startup_health_check_seconds` says why longer).
 MODEL_LOADING_SECONDS = 1800
 # vLLM's attention backend where its automatic choice cannot be trusted (see the module docstring).
 TURING_ATTENTION_BACKEND = "TRITON_ATTN"
