@@ -26,10 +26,9 @@ from stacks.images import ContainerImage, dlc_image
 
 LMI_REPOSITORY = "djl-inference"
 LMI_TAG = "0.36.0-lmi28.0.0-cu130"
-# The CUDA the image is built for, and the host image whose driver runs it natively (no forward compatibility).
-LMI_CUDA = (13, 0)
+# The host image whose driver runs the tag's CUDA (its `-cuNNN` suffix) natively, without forward compatibility:
+# tests/test_serving_stack.py compares the two, the AMI's CUDA read from botocore's InferenceAmiVersion documentation.
 INFERENCE_AMI_VERSION = "al2023-ami-sagemaker-inference-gpu-4-1"
-INFERENCE_AMI_CUDA = (13, 0)
 
 
 def lmi_image(region: str) -> ContainerImage:

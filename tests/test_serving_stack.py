@@ -31,14 +31,7 @@ from stacks.constructs.serving_container import (
     holds_gptj,
     suitable_instance_types,
 )
-from stacks.serving_image import (
-    INFERENCE_AMI_CUDA,
-    INFERENCE_AMI_VERSION,
-    LMI_CUDA,
-    LMI_TAG,
-    inference_ami_version,
-    lmi_image,
-)
+from stacks.serving_image import INFERENCE_AMI_VERSION, LMI_TAG, inference_ami_version, lmi_image
 from stacks.serving_stack import BASE_MODEL_ID, BASE_MODEL_REVISION, BASE_OUTPUT, FINE_TUNED_OUTPUT
 from tests.synth import CONFIGURATIONS, Assembly, context_with, normalized, synth
 
@@ -248,19 +241,48 @@ def test_image_resolution_is_offline_and_partition_aware() -> None:
         lmi_image("xx-nowhere-1")
 
 
+def image_cuda(tag: str) -> tuple[int, int]:
+    """The CUDA an LMI tag is built for, from its suffix: `-cu130` is 13.0, `-cu128` 12.8 (DLC tag convention)."""
+    suffix = re.fullmatch(r".+-cu(\d+)(\d)", tag)
+    assert suffix, tag
+    return int(suffix[1]), int(suffix[2])
+
+
+def ami_documentation(version: str) -> str:
+    """The entry of botocore's ProductionVariant.InferenceAmiVersion documentation for one host image."""
+    import botocore.loaders
+
+    api = botocore.loaders.Loader().load_service_model("sagemaker", "service-2")
+    documentation = api["shapes"]["ProductionVariant"]["members"]["InferenceAmiVersion"]["documentation"]
+    assert f"<dt>{version}</dt>" in documentation, version
+    entry: str = documentation.split(f"<dt>{version}</dt>")[1].split("</dd>")[0]
+    return entry
+
+
+def ami_cuda(version: str) -> tuple[int, int]:
+    (found,) = re.findall(r"CUDA version: (\d+)\.(\d+)", ami_documentation(version))
+    return int(found[0]), int(found[1])
+
+
+def test_the_cuda_readers_read_what_they_say() -> None:
+    assert image_cuda("0.36.0-lmi19.0.0-cu128") == (12, 8) and image_cuda("0.36.0-lmi28.0.0-cu130") == (13, 0)
+    assert ami_cuda("al2-ami-sagemaker-inference-gpu-2") < ami_cuda("al2023-ami-sagemaker-inference-gpu-4-1")
+
+
 def test_the_pin_is_lmi_v28_for_cuda_13_0() -> None:
     # aws/deep-learning-containers docs/src/data/djl-inference/0.36-lmi28.0.0-gpu.yml: "cuda: cu130",
-    # "engine: LMI 28.0.0, vLLM 0.26.0", tags "0.36.0-lmi28.0.0-cu130".
+    # "engine: LMI 28.0.0, vLLM 0.26.0", tags "0.36.0-lmi28.0.0-cu130". Why not lmi29: docs/decisions.md S1.
     assert LMI_TAG == "0.36.0-lmi28.0.0-cu130"
-    assert LMI_TAG.endswith(f"-cu{LMI_CUDA[0]}{LMI_CUDA[1]}")
+    assert image_cuda(LMI_TAG) == (13, 0)
 
 
 @pytest.mark.parametrize("instance_type", sorted(HOSTING_INSTANCE_TYPES))
 def test_every_hosting_type_gets_a_host_image_whose_driver_runs_the_images_cuda(instance_type: str) -> None:
-    # SageMaker's default for g4dn and g5 is driver 470 (CUDA 11.4); al2023-ami-sagemaker-inference-gpu-4-1 has 580
-    # (CUDA 13.0) per botocore's InferenceAmiVersion documentation. A driver runs every CUDA up to its own.
-    assert inference_ami_version(HOSTING_INSTANCE_TYPES[instance_type]) == INFERENCE_AMI_VERSION
-    assert INFERENCE_AMI_CUDA >= LMI_CUDA
+    # SageMaker's default for g4dn and g5 is driver 470 (CUDA 11.4). A driver runs every CUDA up to its own, so the
+    # host image's CUDA (botocore's documentation of it) must be at least the image's (its tag's suffix).
+    ami = inference_ami_version(HOSTING_INSTANCE_TYPES[instance_type])
+    assert ami == INFERENCE_AMI_VERSION
+    assert ami_cuda(ami) >= image_cuda(LMI_TAG)
 
 
 def test_the_host_image_is_one_cloudformation_and_the_sagemaker_api_accept() -> None:
@@ -269,8 +291,7 @@ def test_the_host_image_is_one_cloudformation_and_the_sagemaker_api_accept() -> 
 
     api = botocore.loaders.Loader().load_service_model("sagemaker", "service-2")
     assert INFERENCE_AMI_VERSION in api["shapes"]["ProductionVariantInferenceAmiVersion"]["enum"]
-    documentation = api["shapes"]["ProductionVariant"]["members"]["InferenceAmiVersion"]["documentation"]
-    entry = documentation.split(f"<dt>{INFERENCE_AMI_VERSION}</dt>")[1].split("</dd>")[0]
+    entry = ami_documentation(INFERENCE_AMI_VERSION)
     assert "NVIDIA driver version: 580" in entry and "CUDA version: 13.0" in entry
     schema = cfnlint.schema.PROVIDER_SCHEMA_MANAGER.get_resource_schema("us-east-1", "AWS::SageMaker::EndpointConfig")
     variant = schema.schema["definitions"]["ProductionVariant"]["properties"]["InferenceAmiVersion"]
