@@ -17,6 +17,9 @@ pull request #55380) with an older FlashInfer cannot pick a kernel that does not
 EngineArgs field in vLLM 0.26.0 (the `VLLM_ATTENTION_BACKEND` environment variable is no longer read there), and
 LMI passes every `OPTION_<ARG>` that names an EngineArgs field through to vLLM (its vLLM user guide, "Pass-Through"
 configurations; `get_additional_vllm_engine_args` in djl_python/properties_manager/vllm_rb_properties.py).
+All of this assumes the image's vLLM has Turing kernels at all, which is not verified: LMI installs its own vLLM
+build, lmi27's and lmi29's are compiled for sm_80 and newer only, lmi28's arches are not published
+(docs/decisions.md S1 and S10, amended).
 """
 
 from __future__ import annotations
