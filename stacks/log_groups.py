@@ -29,7 +29,6 @@ RETENTION = logs.RetentionDays.ONE_MONTH
 TELEMETRY_KEY_ID = "TelemetryKey"
 # KMS's shortest waiting period: the key encrypts only logs and notices, which go with the stack anyway.
 KEY_PENDING_DAYS = 7
-_LOGS_GRANT_ID = "CloudWatchLogsGrant"
 # What CloudWatch Logs needs of a key to encrypt and read a group (the CloudWatch Logs user guide's key policy).
 LOGS_KEY_ACTIONS = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
 
@@ -50,23 +49,33 @@ def telemetry_key(scope: Construct) -> kms.Key:
     )
 
 
+def add_key_statement_once(key: kms.Key, statement: iam.PolicyStatement) -> None:
+    """Adds `statement` to the key's policy the first time its Sid is asked for, and never again: every log group
+    and every topic of a stack asks for the grants they need, and the key's policy holds each one once."""
+    if not statement.sid:
+        raise ValueError("a key statement added once is known by its Sid")
+    marker = f"{statement.sid}Granted"
+    if key.node.try_find_child(marker) is not None:
+        return
+    Construct(key, marker)  # no resource: it only records that the statement is in the policy
+    key.add_to_resource_policy(statement)
+
+
 def _let_cloudwatch_logs_use(key: kms.Key) -> None:
     """CloudWatch Logs of this account and region may use the key, for log groups only (its encryption context)."""
-    if key.node.try_find_child(_LOGS_GRANT_ID) is not None:
-        return
-    Construct(key, _LOGS_GRANT_ID)  # marks the grant as made: one statement per key
     stack = cdk.Stack.of(key)
     groups = stack.format_arn(
         service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
     )
-    key.add_to_resource_policy(
+    add_key_statement_once(
+        key,
         iam.PolicyStatement(
             sid="CloudWatchLogsOfThisAccount",
             principals=[iam.ServicePrincipal(f"logs.{stack.region}.{_domain_suffix(stack.region)}")],
             actions=LOGS_KEY_ACTIONS,
             resources=["*"],
             conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn": groups}},
-        )
+        ),
     )
 
 

@@ -110,7 +110,7 @@ def acknowledge_scanner(resource: cdk.CfnResource, check: str, reason: str) -> N
 
 # Why no function of this project needs what the scanner asks of every Lambda function: the prep (invoked by its
 # deploy-time trigger and by the state machine) and the custom-resource handlers, the CDK's and ours (invoked by
-# CloudFormation).
+# CloudFormation). The reasons hold for these functions only, so they are acknowledged on these only.
 LAMBDA_FINDINGS = {
     "CKV_AWS_116": "Every failure already reaches someone without a queue: the state machine and the deploy-time "
     "trigger invoke the function and wait for its result, and custom-resource handlers report to CloudFormation, "
@@ -122,14 +122,49 @@ LAMBDA_FINDINGS = {
     "CKV_AWS_173": "Its environment holds resource names and ARNs (the prep's also a public URL and a checksum), no "
     "secret; Lambda encrypts environment variables at rest with its AWS-managed key already.",
 }
+# The functions those reasons were written for, by construct path within their stack (what LAMBDA_FINDINGS says of
+# each holds: who invokes it and what it calls). CDK's two singleton providers have fixed construct ids
+# (aws-cdk-lib's CustomResourceProvider, created by `triggers.Trigger` and by a bucket's `auto_delete_objects`).
+KNOWN_FUNCTIONS = {
+    "Prep/Function/Resource": "the dataset prep (stacks/constructs/dataset_prep.py)",
+    "AWSCDK.TriggerCustomResourceProviderCustomResourceProvider/Handler": "CDK's trigger provider (the prep's "
+    "deploy-time trigger)",
+    "Custom::S3AutoDeleteObjectsCustomResourceProvider/Handler": "CDK's bucket auto-delete provider",
+    "StopOnDelete/Function/Resource": "the stop-on-delete handler (stacks/constructs/training_stop_on_delete.py)",
+    "StopOnDelete/Provider/framework-onEvent/Resource": "the stop-on-delete handler's provider framework",
+}
+
+
+def stack_path(construct: IConstruct) -> str:
+    """The construct's path below its stack (`Prep/Function/Resource`), the same whatever the stack is named."""
+    stack = cdk.Stack.of(construct)
+    return construct.node.path.removeprefix(f"{stack.node.path}/")
+
+
+@jsii.implements(IValidation)
+class _UnknownFunction:
+    def __init__(self, function: cdk.CfnResource) -> None:
+        self.function = function
+
+    def validate(self) -> list[str]:
+        return [
+            f"Lambda function {self.function.node.path} is not one of stacks/nag.py KNOWN_FUNCTIONS, whose reasons "
+            "for the scanner's Lambda checks (CKV_AWS_115/116/117/173) were written for those functions only: give "
+            "it a dead-letter queue, VPC, concurrency and environment key, or add it to KNOWN_FUNCTIONS with the "
+            "reasons checked for it"
+        ]
 
 
 @jsii.implements(cdk.IAspect)
 class AcknowledgeLambdaScannerFindings:
-    """Acknowledges the scanner's Lambda checks on every function, each only where its finding applies."""
+    """Acknowledges the scanner's Lambda checks on the known functions, each only where its finding applies; any
+    other function fails synth, naming it, so that a new function gets its own review instead of these reasons."""
 
     def visit(self, node: IConstruct) -> None:
         if not (isinstance(node, cdk.CfnResource) and node.cfn_resource_type == "AWS::Lambda::Function"):
+            return
+        if stack_path(node) not in KNOWN_FUNCTIONS:
+            node.node.add_validation(_UnknownFunction(node))
             return
         properties = _properties(node)
         checks = ["CKV_AWS_116", "CKV_AWS_117"]

@@ -36,7 +36,10 @@ class ServingStack(cdk.Stack):
         self, scope: Construct, construct_id: str, *, settings: Settings, store: DatasetBucket, **kwargs: Any
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
-        self.notifications = NotificationTopic(self, "Alarms", email=settings.notification_email)
+        # The stack's own key only with an endpoint (its alarms need it; $1 a month): without one, SNS's free key.
+        self.notifications = NotificationTopic(
+            self, "Alarms", email=settings.notification_email, stack_key=settings.endpoints_requested
+        )
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.notifications.topic.topic_arn)
         self.endpoints: list[GptjEndpoint] = []
         if not settings.endpoints_requested:

@@ -30,9 +30,29 @@ VARIANT_NAME = "AllTraffic"
 # Where SageMaker puts ModelDataSource files inside the container, and where LMI looks for a local model.
 CONTAINER_MODEL_DIR = "/opt/ml/model"
 # Large-model timeouts: the fine-tuned endpoint's ~12 GB are staged from S3 before the container starts; the base
-# endpoint downloads as much from the Hub during start-up, within the container's own model loading timeout, which
-# the first health check waits for (ContainerSettings.model_loading_seconds). Both at most 3600.
+# endpoint downloads as much from the Hub during start-up, within the container's own model loading timeout
+# (ContainerSettings.model_loading_seconds).
 MODEL_DOWNLOAD_SECONDS = 1800
+# The first health check waits for the loading timeout plus this margin, so that a model that does not load is
+# stopped by the container first: LMI then logs why (timeout, out of memory, a download error) and fails, and the
+# endpoint fails with that in its log group. With equal limits SageMaker's check can expire first (its clock also
+# counts the container's own start-up before loading begins) and report only that the container did not pass its
+# health check. Five minutes covers the start-up (JVM and Python workers) with room to spare.
+HEALTH_CHECK_MARGIN_SECONDS = 300
+# SageMaker's limit for both timeouts (botocore's SageMaker model: the shapes of ProductionVariant's
+# ContainerStartupHealthCheckTimeoutInSeconds and ModelDataDownloadTimeoutInSeconds have "min": 60, "max": 3600).
+MAX_VARIANT_TIMEOUT_SECONDS = 3600
+
+
+def startup_health_check_seconds(model_loading_seconds: int) -> int:
+    """How long SageMaker waits for the first health check: the container's loading limit plus the margin."""
+    seconds = model_loading_seconds + HEALTH_CHECK_MARGIN_SECONDS
+    if seconds > MAX_VARIANT_TIMEOUT_SECONDS:
+        raise ValueError(
+            f"model loading timeout {model_loading_seconds} s plus the {HEALTH_CHECK_MARGIN_SECONDS} s margin exceeds "
+            f"SageMaker's {MAX_VARIANT_TIMEOUT_SECONDS} s limit for the startup health check"
+        )
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -143,7 +163,9 @@ class GptjEndpoint(Construct):
                     instance_type=instance_type,
                     initial_instance_count=settings.endpoint_min_capacity,
                     initial_variant_weight=1,
-                    container_startup_health_check_timeout_in_seconds=container.model_loading_seconds,
+                    container_startup_health_check_timeout_in_seconds=startup_health_check_seconds(
+                        container.model_loading_seconds
+                    ),
                     model_data_download_timeout_in_seconds=MODEL_DOWNLOAD_SECONDS,
                     # The default host image of g4dn and g5 has driver 470 (CUDA 11.4): too old for the image.
                     inference_ami_version=inference_ami_version(instance),

@@ -16,9 +16,12 @@ INVOCATION_NAMESPACE = "AWS/SageMaker"
 PERIOD = cdk.Duration.minutes(5)
 # A 200-token answer takes seconds; an average above this for three periods in a row means requests are queueing.
 MODEL_LATENCY_SECONDS = 30
-# SageMaker's metrics page (monitoring-cloudwatch, "SageMaker AI endpoint invocation metrics") lists Average, Sum,
-# Min, Max and Sample Count as ModelLatency's valid statistics, as issue 14 quotes it: no percentile. An alarm on a
-# statistic without datapoints would sit at "not breaching" for good, so the alarm uses the documented average.
+# The SageMaker developer guide's metrics page, "Endpoint Invocation Metrics" (docs.aws.amazon.com/sagemaker/latest/
+# dg/monitoring-cloudwatch.html, read in its source awsdocs/amazon-sagemaker-developer-guide
+# doc_source/monitoring-cloudwatch.md) gives ModelLatency "Units: Microseconds Valid statistics: Average, Sum, Min,
+# Max, Sample Count". The same table gives ModelSetupTime "Valid statistics: Average, Min, Max, Sample Count,
+# Percentiles": where SageMaker publishes percentiles the page says so, and for ModelLatency it does not. An alarm on
+# a statistic without datapoints would sit at "not breaching" for good, so the alarm uses the documented average.
 MODEL_LATENCY_STATISTIC = "Average"
 LATENCY_EVALUATION_PERIODS = 3
 # vLLM reserves GPU_MEMORY_UTILIZATION of each GPU up front, so the metric sits near that value by design; the

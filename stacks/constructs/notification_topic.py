@@ -1,17 +1,21 @@
 """The SNS topic each stack notifies through, encrypted, and who may publish to it.
 
-Which key: the stack's own (stacks/log_groups.py `telemetry_key`) where an alarm notifies the topic, and wherever
-the stack has that key anyway for its log groups; else SNS's AWS-managed key `alias/aws/sns`, which costs nothing.
-That leaves the serving stack without endpoints (no alarm, no log group) with nothing that bills, as before.
+Which key is decided where the topic is created, never later: the stack's own (stacks/log_groups.py
+`telemetry_key`, created or looked up there and then) unless the caller asks for SNS's AWS-managed key
+`alias/aws/sns`, which costs nothing. Only the serving stack without endpoints asks for that one (no alarm, no log
+group), so that it holds nothing that bills, as before. An earlier version chose in an aspect, by whether the stack's
+key existed by then; but the key of the CDK's provider functions' log groups is created by another aspect
+(`DeclareFunctionLogGroups`), so the choice depended on which aspect ran first.
 CloudWatch alarms need the customer-managed key: they publish as the `cloudwatch.amazonaws.com` service, which needs
 kms:Decrypt and kms:GenerateDataKey in the key's policy, and the AWS-managed key's policy allows neither to
 CloudWatch alarms and cannot be edited (AWS re:Post knowledge center, "cloudwatch-configure-alarm-sns"). A role that
 publishes (the training pipeline's state machine) needs the same two actions on a customer-managed key in its own
 policy; the AWS-managed key already lets the account's principals use it through SNS.
 
-The choice and the grants are made by an aspect on the stack, once every construct exists: the alarm service is
-granted only in a stack with an alarm notifying the topic, a role only if it may publish to the topic. So an alarm
-or a publisher added later cannot silently lose its notices to a key it may not use.
+The grants are made by an aspect on the stack, once every construct exists: the alarm service is granted only in a
+stack with an alarm notifying the topic, a role only if it may publish to the topic. So an alarm or a publisher added
+later cannot silently lose its notices to a key it may not use; an alarm notifying a topic on the AWS-managed key
+fails synth, naming the topic.
 """
 
 from __future__ import annotations
@@ -25,34 +29,56 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from constructs import Construct, IConstruct
+from constructs import Construct, IConstruct, IValidation
 
-from stacks.log_groups import TELEMETRY_KEY_ID, telemetry_key
+from stacks.log_groups import add_key_statement_once, telemetry_key
 
 AWS_MANAGED_SNS_KEY = "alias/aws/sns"
 # What SNS needs from a publisher to encrypt a message with the topic's key, for a service and a role alike.
 PUBLISH_KEY_ACTIONS = ["kms:Decrypt", "kms:GenerateDataKey"]
 ALARM_SERVICE = "cloudwatch.amazonaws.com"
-_ALARM_GRANT_ID = "CloudWatchAlarmsGrant"
 
 
 class NotificationTopic(Construct):
-    """An SNS topic for failures and alarms, TLS-only, encrypted at rest, with an optional e-mail subscription."""
+    """An SNS topic for failures and alarms, TLS-only, encrypted at rest, with an optional e-mail subscription.
 
-    def __init__(self, scope: Construct, construct_id: str, *, email: str) -> None:
+    `stack_key`: encrypt with the stack's own key (the default); False for SNS's AWS-managed key, which no alarm
+    may notify.
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, email: str, stack_key: bool = True) -> None:
         super().__init__(scope, construct_id)
+        self.key = telemetry_key(self) if stack_key else None
         self.topic = sns.Topic(self, "Topic", enforce_ssl=True)
+        cfn_topic = self.topic.node.default_child
+        assert isinstance(cfn_topic, sns.CfnTopic)
+        # Set on the L1, as before: the L2's `master_key` would also change what `grant_publish` grants.
+        cfn_topic.kms_master_key_id = self.key.key_arn if self.key is not None else AWS_MANAGED_SNS_KEY
         if email:
             self.topic.add_subscription(subscriptions.EmailSubscription(email))
-        cdk.Aspects.of(cdk.Stack.of(self)).add(_EncryptForItsPublishers(self.topic))
+        cdk.Aspects.of(cdk.Stack.of(self)).add(_GrantItsPublishers(self.topic, self.key))
+
+
+@jsii.implements(IValidation)
+class _AlarmsCannotUseTheKey:
+    def __init__(self, topic: sns.Topic) -> None:
+        self.topic = topic
+
+    def validate(self) -> list[str]:
+        return [
+            f"CloudWatch alarms notify {self.topic.node.path}, encrypted with {AWS_MANAGED_SNS_KEY}, whose policy does "
+            "not let CloudWatch alarms use it: their notices would be lost. Create the NotificationTopic with "
+            "stack_key=True."
+        ]
 
 
 @jsii.implements(cdk.IAspect)
-class _EncryptForItsPublishers:
-    """Sets the topic's key and grants it to the alarm service and to each role allowed sns:Publish on the topic."""
+class _GrantItsPublishers:
+    """Grants the topic's key to the alarm service and to each role allowed sns:Publish on the topic."""
 
-    def __init__(self, topic: sns.Topic) -> None:
+    def __init__(self, topic: sns.Topic, key: kms.Key | None) -> None:
         self.topic = topic
+        self.key = key
 
     def visit(self, node: IConstruct) -> None:
         if not isinstance(node, cdk.Stack):
@@ -61,36 +87,40 @@ class _EncryptForItsPublishers:
         topic_arn = stack.resolve(self.topic.topic_arn)
         constructs = stack.node.find_all()
         alarmed = any(isinstance(c, cloudwatch.CfnAlarm) and _notifies(stack, c, topic_arn) for c in constructs)
-        cfn_topic = self.topic.node.default_child
-        assert isinstance(cfn_topic, sns.CfnTopic)
-        if not alarmed and stack.node.try_find_child(TELEMETRY_KEY_ID) is None:
-            cfn_topic.kms_master_key_id = AWS_MANAGED_SNS_KEY
+        if self.key is None:
+            if alarmed:
+                self.topic.node.add_validation(_AlarmsCannotUseTheKey(self.topic))
             return
-        key = telemetry_key(stack)
-        cfn_topic.kms_master_key_id = key.key_arn
         if alarmed:
-            _let_alarms_publish(key)
+            _let_alarms_publish(self.key)
+        key_arn = stack.resolve(self.key.key_arn)
         for construct in constructs:
             if isinstance(construct, iam.Policy):
                 document = stack.resolve(construct.document)
-                if _may_publish(document, topic_arn) and not _grants(document, stack.resolve(key.key_arn)):
-                    construct.add_statements(iam.PolicyStatement(actions=PUBLISH_KEY_ACTIONS, resources=[key.key_arn]))
+                if _may_publish(document, topic_arn) and not _grants(document, key_arn):
+                    construct.add_statements(
+                        iam.PolicyStatement(actions=PUBLISH_KEY_ACTIONS, resources=[self.key.key_arn])
+                    )
 
 
 def _let_alarms_publish(key: kms.Key) -> None:
-    if key.node.try_find_child(_ALARM_GRANT_ID) is not None:
-        return
-    Construct(key, _ALARM_GRANT_ID)  # marks the grant as made: one statement per key
-    # No aws:SourceAccount/SourceArn condition: AWS's own statement for alarms on encrypted topics (the knowledge
-    # center article above) has none, and a caller-account condition is reported to stop the alarm's delivery;
-    # the principal is the alarm service alone.
-    key.add_to_resource_policy(
+    # No aws:SourceAccount/aws:SourceArn condition, on purpose. What AWS documents for this grant has none: the SNS
+    # developer guide, "Enable compatibility between event sources from AWS services and encrypted topics" (its
+    # source, awsdocs/amazon-sns-developer-guide doc_source/sns-key-management.md), gives the event source's service
+    # principal "kms:GenerateDataKey*" and "kms:Decrypt" on "Resource": "*" without a Condition, and so does the
+    # knowledge-center statement for alarms ("Allow_CloudWatch_for_CMK"). AWS documents aws:SourceArn for CloudWatch
+    # alarms on the topic policy's sns:Publish (knowledge center "cloudwatch-receive-sns-for-alarm-trigger"), not on
+    # the key policy, where the request comes through SNS; were the keys missing from that request, an ArnLike
+    # condition would deny every alarm's notice without an error anyone sees. The principal is the alarm service
+    # alone, and only a topic of this stack uses the key (docs/decisions.md S12).
+    add_key_statement_once(
+        key,
         iam.PolicyStatement(
             sid="CloudWatchAlarms",
             principals=[iam.ServicePrincipal(ALARM_SERVICE)],
             actions=PUBLISH_KEY_ACTIONS,
             resources=["*"],
-        )
+        ),
     )
 
 

@@ -17,6 +17,9 @@ pull request #55380) with an older FlashInfer cannot pick a kernel that does not
 EngineArgs field in vLLM 0.26.0 (the `VLLM_ATTENTION_BACKEND` environment variable is no longer read there), and
 LMI passes every `OPTION_<ARG>` that names an EngineArgs field through to vLLM (its vLLM user guide, "Pass-Through"
 configurations; `get_additional_vllm_engine_args` in djl_python/properties_manager/vllm_rb_properties.py).
+All of this assumes the image's vLLM has Turing kernels at all, which is not verified: LMI installs its own vLLM
+build, lmi27's and lmi29's are compiled for sm_80 and newer only, lmi28's arches are not published
+(docs/decisions.md S1 and S10, amended).
 """
 
 from __future__ import annotations
@@ -51,8 +54,9 @@ MIN_FULL_SEQUENCES = 4
 MAX_ROLLING_BATCH_SIZE = 64
 # LMI stops loading a model after MODEL_LOADING_TIMEOUT, 1200 s in its image (ENV in serving/docker/lmi.Dockerfile,
 # read by PyEnv.java); `option.model_loading_timeout` overrides it. 30 minutes, as docs/serving.md promises for a
-# 12 GB Hub download plus loading and CUDA graph capture; the endpoint's startup health check waits as long (LMI's
-# configuration guide: set container_startup_health_check_timeout to at least the model loading timeout).
+# 12 GB Hub download plus loading and CUDA graph capture; the endpoint's startup health check waits a margin longer
+# (LMI's configuration guide: set container_startup_health_check_timeout to at least the model loading timeout;
+# stacks/constructs/endpoint.py `startup_health_check_seconds` says why longer).
 MODEL_LOADING_SECONDS = 1800
 # vLLM's attention backend where its automatic choice cannot be trusted (see the module docstring).
 TURING_ATTENTION_BACKEND = "TRITON_ATTN"

@@ -5,7 +5,9 @@ serving/docs/lmi/user_guides/lmi_input_output_schema.md (the same text on the 0.
 branches, the newest release branch there; LMI v28's was not published in that repository when read), and the
 conversion the vLLM async handler applies to that schema, engines/python/setup/djl_python/lmi_vllm/
 request_response_utils.py (`convert_lmi_schema_to_completion_request`, lmi27 branch), restated here so that a
-parameter it would drop or misread fails. The completion fields are vLLM 0.26.0's (the served vLLM).
+parameter it would drop or misread fails. What it produces is checked against the CompletionRequest fields of the
+served vLLM (0.26.0, LMI v28's): vLLM's request models accept unknown fields and ignore them (`OpenAIBaseModel`,
+`extra="allow"`), so a parameter vLLM does not know would be dropped without an error.
 """
 
 from __future__ import annotations
@@ -68,49 +70,36 @@ DOCUMENTED_GENERATION_ERROR = {
     "details": {"finish_reason": "error", "generated_tokens": None, "inputs": None, "tokens": None},
 }
 
-# vLLM CompletionRequest fields the converted request may set: all of them are fields of vLLM 0.26.0's
-# CompletionRequest (vllm/entrypoints/openai/completion/protocol.py in its wheel), whose list is below.
-VLLM_0_26_COMPLETION_REQUEST = {
-    *("add_special_tokens", "allowed_token_ids", "bad_words", "cache_salt", "ec_transfer_params", "echo"),
-    *("frequency_penalty", "ignore_eos", "include_stop_str_in_output", "kv_transfer_params", "length_penalty"),
-    *("logit_bias", "logprob_token_ids", "logprobs", "max_tokens", "min_p", "min_tokens", "model", "n"),
-    *("presence_penalty", "priority", "prompt", "prompt_embeds", "prompt_logprobs", "repetition_detection"),
-    *("repetition_penalty", "request_id", "response_format", "return_token_ids", "return_token_offsets"),
-    *("return_tokens_as_token_ids", "seed", "skip_special_tokens", "spaces_between_special_tokens", "stop"),
-    *("stop_token_ids", "stream", "stream_options", "structured_outputs", "suffix", "temperature"),
-    *("thinking_token_budget", "top_k", "top_p", "truncate_prompt_tokens", "truncation_side", "use_beam_search"),
-    *("user", "vllm_xargs"),
-}
-VLLM_COMPLETION_FIELDS = {
-    "prompt",
-    "model",
-    "max_tokens",
-    "echo",
-    "truncate_prompt_tokens",
-    "n",
-    "ignore_eos",
-    "stream",
-    "temperature",
-    "top_p",
-    "top_k",
-    "seed",
-    "repetition_penalty",
-    "stop",
-    "logprobs",
-}
-
-
-def test_the_fields_the_handler_sets_exist_in_the_served_vllm() -> None:
-    assert VLLM_COMPLETION_FIELDS <= VLLM_0_26_COMPLETION_REQUEST
+# The fields of vLLM 0.26.0's CompletionRequest, its own and those it inherits (vllm/entrypoints/openai/completion/
+# protocol.py in the PyPI wheel vllm-0.26.0-cp38-abi3-manylinux_2_28_x86_64.whl, read with `ast`: the annotated class
+# attributes of CompletionRequest and its bases). LMI v28 installs its own build of vLLM v0.26.0 with six cherry-picked
+# pull requests (djl-serving #3065: #44675 #48210 #48363 #48402 #48983 #50040); whether one touches this model was not
+# read.
+# vLLM 0.28.0's (LMI v29) has these and three more: routed_experts_prompt_start, session_id, stream_interval.
+SERVED_VLLM_COMPLETION_REQUEST = frozenset(
+    {
+        *("add_special_tokens", "allowed_token_ids", "bad_words", "cache_salt", "ec_transfer_params", "echo"),
+        *("frequency_penalty", "ignore_eos", "include_stop_str_in_output", "kv_transfer_params", "length_penalty"),
+        *("logit_bias", "logprob_token_ids", "logprobs", "max_tokens", "min_p", "min_tokens", "model", "n"),
+        *("presence_penalty", "priority", "prompt", "prompt_embeds", "prompt_logprobs", "repetition_detection"),
+        *("repetition_penalty", "request_id", "response_format", "return_token_ids", "return_token_offsets"),
+        *("return_tokens_as_token_ids", "seed", "skip_special_tokens", "spaces_between_special_tokens", "stop"),
+        *("stop_token_ids", "stream", "stream_options", "structured_outputs", "suffix", "temperature"),
+        *("thinking_token_budget", "top_k", "top_p", "truncate_prompt_tokens", "truncation_side", "use_beam_search"),
+        *("user", "vllm_xargs"),
+    }
+)
 
 
 def convert_like_the_async_handler(payload: dict[str, Any]) -> dict[str, Any]:
-    """`convert_lmi_schema_to_completion_request`, minus the pydantic model it feeds."""
-    payload = {**payload, "parameters": dict(payload.get("parameters", {})), "model": "lmi"}
+    """`convert_lmi_schema_to_completion_request` (lmi27 branch), minus the pydantic model it feeds; the handler
+    adds `model` (its served model name, "lmi" by default) when the payload has none."""
+    payload = {**payload, "parameters": dict(payload.get("parameters", {}))}
+    payload.setdefault("model", "lmi")
     parameters = payload["parameters"]
     completion = {
-        "prompt": payload.pop("inputs"),
         "model": payload.pop("model"),
+        "prompt": payload.pop("inputs"),
         "max_tokens": parameters.pop("max_new_tokens", 30),
         "echo": parameters.pop("return_full_text", False),
         "truncate_prompt_tokens": parameters.pop("truncate", None),
@@ -118,12 +107,50 @@ def convert_like_the_async_handler(payload: dict[str, Any]) -> dict[str, Any]:
         "ignore_eos": parameters.pop("ignore_eos_token", False),
         "stream": payload.pop("stream", False),
     }
-    parameters.pop("details", False)
+    if completion["stream"]:
+        completion["logprobs"] = 1
+        completion["return_tokens_as_token_ids"] = True
+        completion["stream_options"] = {"include_usage": True, "continuous_usage_stats": True}
+        completion.pop("echo", False)
+    if parameters.pop("details", False):
+        completion["logprobs"] = 1
+        completion["return_tokens_as_token_ids"] = True
+        if parameters.pop("decoder_input_details", False):
+            completion["prompt_logprobs"] = 1
     do_sample = parameters.pop("do_sample", None)
     if do_sample is not None and not do_sample:
         parameters["temperature"] = 0.0
     completion.update(parameters)
     return completion
+
+
+def unknown_to_the_served_vllm(completion: dict[str, Any]) -> set[str]:
+    return set(completion) - SERVED_VLLM_COMPLETION_REQUEST
+
+
+# Every shape of request the translation produces: sampling as the notebook did, greedy, without the prompt in the
+# answer, an explicit max_new_tokens, max_length with the prompt's tokens known, no top-k.
+SENT = {
+    "notebook": (Generation.from_notebook(NOTEBOOK_REQUEST), None),
+    "greedy": (Generation("Lord Reed:", do_sample=False, max_new_tokens=64), None),
+    "no_full_text": (Generation("Lord Reed:", return_full_text=False, temperature=0.7), None),
+    "max_new_tokens": (Generation("Lord Reed:", max_length=100, max_new_tokens=50, top_k=0, top_p=1.0), None),
+    "prompt_tokens_known": (Generation("His Honour Judge Richards:", max_length=200), 7),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SENT))
+def test_every_request_we_send_reaches_the_served_vllm_as_fields_it_knows(name: str) -> None:
+    generation, prompt_tokens = SENT[name]
+    completion = convert_like_the_async_handler(lmi_request(generation, prompt_tokens=prompt_tokens))
+    assert unknown_to_the_served_vllm(completion) == set(), "vLLM would ignore these without an error"
+
+
+def test_a_parameter_vllm_does_not_know_is_caught() -> None:
+    """The check above can fail: a JumpStart-only name passed through LMI's parameters reaches vLLM as it is."""
+    payload = lmi_request(Generation("Lord Reed:"))
+    payload["parameters"]["num_return_sequences"] = 3
+    assert unknown_to_the_served_vllm(convert_like_the_async_handler(payload)) == {"num_return_sequences"}
 
 
 def test_the_notebooks_request_translates_to_the_documented_schema() -> None:
@@ -145,7 +172,6 @@ def test_the_notebooks_request_translates_to_the_documented_schema() -> None:
 
 def test_the_async_handler_turns_it_into_the_same_sampling() -> None:
     completion = convert_like_the_async_handler(lmi_request(Generation.from_notebook(NOTEBOOK_REQUEST)))
-    assert set(completion) <= VLLM_COMPLETION_FIELDS
     assert completion["prompt"] == "His Honour Judge Richards:"
     assert (completion["max_tokens"], completion["echo"], completion["n"]) == (200, True, 1)
     assert (completion["top_k"], completion["top_p"], completion["temperature"]) == (250, 0.8, 1)
