@@ -99,6 +99,26 @@ def barrier(env: Distributed) -> None:
         dist.barrier()
 
 
+def leave_process_group(env: Distributed) -> None:
+    """The end of a run of several processes, once each has written what it writes: a barrier, then the process
+    group's end; under gloo (CPU runs) also the process's, so call it last."""
+    if env.world_size == 1:
+        return
+    dist.barrier()  # every rank has written what it writes
+    gloo = dist.get_backend() == "gloo"
+    dist.destroy_process_group()
+    if gloo:
+        # gloo's worker thread drops a finished collective, and the Python tensors it holds, after the collective
+        # has returned; when it does so while the interpreter shuts down it cannot take the GIL and the process
+        # aborts ("terminate called without an active exception": std::terminate under
+        # ProcessGroupGloo::runLoop -> ~AsyncBarrierWork -> decref_pyobject, read from a core dump of a 2-rank
+        # CPU run, about 1 run in 10). All is written and flushed, so leave without the interpreter's shutdown.
+        # NCCL (every GPU job) does not take this path.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+
+
 def broadcast(obj: Any, env: Distributed) -> Any:
     """Rank 0's obj on every rank."""
     if env.world_size == 1:
@@ -595,20 +615,7 @@ def main() -> None:
         (output / "metrics.json").write_text(
             json.dumps({"history": history, "base": evals[0], "final": evals[-1]}, indent=1)
         )
-    if env.world_size > 1:
-        dist.barrier()  # every rank has written what it writes
-        gloo = dist.get_backend() == "gloo"
-        dist.destroy_process_group()
-        if gloo:
-            # gloo's worker thread drops a finished collective, and the Python tensors it holds, after the collective
-            # has returned; when it does so while the interpreter shuts down it cannot take the GIL and the process
-            # aborts ("terminate called without an active exception": std::terminate under
-            # ProcessGroupGloo::runLoop -> ~AsyncBarrierWork -> decref_pyobject, read from a core dump of a 2-rank
-            # CPU run, about 1 run in 10). All is written and flushed, so leave without the interpreter's shutdown.
-            # NCCL (every GPU job) does not take this path.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
+    leave_process_group(env)
 
 
 if __name__ == "__main__":
