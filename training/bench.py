@@ -29,7 +29,7 @@ Writes bench.md and bench.json to $OUT (or --out) when set.
 """
 
 import argparse
-import functools
+import dataclasses
 import gc
 import json
 import os
@@ -41,9 +41,9 @@ from typing import Any, cast
 
 import torch
 from arguments import FinetuneArguments
-from finetune import LORA_TARGET_MODULES, Distributed, add_lora, resolve_precision, train_step
-from numerics import build_optimizer, choose_numerics, grad_scaler
-from speedups import checkpoint_activations, compile_blocks, forward_context
+from finetune import LORA_TARGET_MODULES, Distributed, add_lora, resolve_precision, stepping, train_step
+from numerics import Numerics, choose_numerics
+from speedups import checkpoint_activations, compile_blocks
 from transformers import AutoModelForCausalLM, GPTJConfig
 
 GPTJ_6B: dict[str, Any] = {
@@ -148,22 +148,23 @@ def plan(args: argparse.Namespace) -> list[tuple[int, str]]:
     return bf16[:1] + fp16 + bf16[1:]
 
 
-def step_numerics(result: "Result", device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
-    """(weights' dtype, autocast dtype or None) of a configuration. fp16 is train.py's one-V100 numerics;
-    bf16 keeps full fine-tuning's weights in bf16 (DESIGN.md section 5's reference). ours' LoRA runs under autocast
-    (fp32 adapters on the 16-bit base, train.py's way); stock peft, the LoRA baseline, casts its inputs instead."""
+def step_numerics(result: "Result", device: torch.device) -> Numerics:
+    """The numerics of a configuration: train.py's for one GPU (numerics.choose_numerics), except where the benchmark
+    measures another way. fp16 is train.py's one-V100 numerics; bf16 keeps full fine-tuning's weights in bf16, with no
+    autocast (DESIGN.md section 5's reference). ours' LoRA runs under autocast (fp32 adapters on the 16-bit base,
+    train.py's way); stock peft, the LoRA baseline, casts its inputs instead."""
     dtype = DTYPES[result.precision]
     resolve_precision(result.precision, device)  # bf16 on a GPU without it stops here, named
-    if result.precision == "fp16":
-        numerics = choose_numerics(result.method, 1, dtype, device.type)
-        autocast = numerics.autocast_dtype if result.method == "full" or result.impl == "ours" else None
-        return numerics.load_dtype, autocast
-    autocast = dtype if result.method == "lora" and result.impl == "ours" else None
-    return dtype, autocast
+    numerics = choose_numerics(result.method, 1, dtype, device.type)
+    if result.precision == "bf16" and result.method == "full":
+        numerics = dataclasses.replace(numerics, load_dtype=dtype, autocast_dtype=None)
+    if result.method == "lora" and result.impl == "baseline":
+        numerics = dataclasses.replace(numerics, autocast_dtype=None)
+    return numerics
 
 
 def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch.device) -> torch.nn.Module:
-    weights, _ = step_numerics(result, device)
+    weights = step_numerics(result, device).load_dtype
     with device:
         model = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
             config, dtype=weights, attn_implementation="sdpa"
@@ -194,20 +195,17 @@ def flops_per_token(model: torch.nn.Module, method: str) -> float:
 
 
 def make_step(model: torch.nn.Module, batch: torch.Tensor, result: Result, cudnn_first: bool) -> Callable[[], None]:
-    """One optimizer step of train.py (finetune.train_step, numerics.py's optimizer and loss scaler) over the
-    configuration's micro-batches."""
+    """One optimizer step of train.py (finetune.train_step, with finetune.stepping's optimizer, loss scaler and forward
+    context) over the configuration's micro-batches."""
     device = batch.device
     env = Distributed(rank=0, local_rank=0, world_size=1, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
-    numerics = choose_numerics(result.method, 1, DTYPES[result.precision], device.type)
-    optimizer = build_optimizer(params, 1e-5, 0.0, numerics)
-    _, autocast = step_numerics(result, device)
-    scaler = grad_scaler(numerics, device.type)  # loss scaling for fp16
-    context = functools.partial(forward_context, device.type, autocast, cudnn_first)
+    args = FinetuneArguments(learning_rate=1e-5, weight_decay=0.0, cudnn_attention_first=cudnn_first)
+    optimizer, scaler, forward = stepping(params, args, step_numerics(result, device), device.type)
     accumulation = result.accumulation
 
     def step() -> None:
-        train_step(model, [batch] * accumulation, optimizer, scaler, params, 1.0, context, env)
+        train_step(model, [batch] * accumulation, optimizer, scaler, params, 1.0, forward, env)
 
     return step
 

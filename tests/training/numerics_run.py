@@ -1,9 +1,10 @@
 """A few optimizer steps with the numerics a job gets, on the tiny GPT-J, recording what the numerics tests check.
 
-Real: everything train.py runs for a step: numerics.choose_numerics for (method, world size, precision, device),
-finetune.load_model / prepare_model (FSDP2 or DDP over gloo when launched as several ranks), the optimizer and the
-loss scaler of numerics.py, finetune.train_step. Stand-in: the forced overflow, a gradient hook that fills the first
-block's output gradient with inf on the last rank for one step (what an fp16 overflow does to the gradients there).
+Real: everything train.py runs for a step: its setup, finetune.set_up (numerics.choose_numerics for the method, world
+size, precision and device; finetune.load_model / prepare_model, FSDP2 or DDP over gloo when launched as several
+ranks; numerics.py's optimizer and loss scaler; the forward context), and finetune.train_step. Stand-in: the forced
+overflow, a gradient hook that fills the first block's output gradient with inf on the last rank for one step (what
+an fp16 overflow does to the gradients there).
 Every step trains the same two blocks of the prep's text (split over the ranks), so the loss falls within a few steps.
 
 In process: `run(...)`. As ranks: `python -m torch.distributed.run --standalone --nproc_per_node 2 numerics_run.py
@@ -11,7 +12,6 @@ In process: `run(...)`. As ranks: `python -m torch.distributed.run --standalone 
 """
 
 import argparse
-import functools
 import math
 import sys
 from collections.abc import Callable
@@ -28,11 +28,9 @@ if str(TRAINING) not in sys.path:
 import finetune  # noqa: E402
 from arguments import FinetuneArguments, ModelArguments  # noqa: E402
 from data import tokenize_and_pack  # noqa: E402
-from numerics import build_optimizer, choose_numerics, grad_scaler  # noqa: E402
-from speedups import forward_context, gptj_blocks  # noqa: E402
+from speedups import gptj_blocks  # noqa: E402
 from torch.distributed.tensor import DTensor  # noqa: E402
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 LEARNING_RATES = {"full": 3e-3, "lora": 5e-2}
 STEPS = 8
 OVERFLOW_STEP = 3  # 1-based; only runs with loss scaling get one
@@ -78,16 +76,15 @@ def _poison_once(model: torch.nn.Module) -> Callable[[bool], None]:
 
 def run(model_dir: Path, train_dir: Path, method: str, precision: str, env: finetune.Distributed) -> dict[str, Any]:
     """STEPS steps of `method` in `precision` over env's ranks; every rank returns the same record."""
-    numerics = choose_numerics(method, env.world_size, PRECISIONS[precision], env.device.type)
-    args = FinetuneArguments(method=method, lora_r=4, lora_alpha=8, learning_rate=LEARNING_RATES[method])
+    args = FinetuneArguments(
+        method=method, precision=precision, lora_r=4, lora_alpha=8, learning_rate=LEARNING_RATES[method]
+    )
     torch.manual_seed(0)
-    base, tokenizer = finetune.load_model(ModelArguments(model_name_or_path=str(model_dir)), numerics.load_dtype, env)
-    model = finetune.prepare_model(base, args, numerics, env)
+    setup = finetune.set_up(ModelArguments(model_name_or_path=str(model_dir)), args, env)
+    model, params, numerics, tokenizer = setup.model, setup.params, setup.numerics, setup.tokenizer
+    optimizer, scaler, forward = setup.stepping
     named = [(name.removeprefix("module."), p) for name, p in model.named_parameters() if p.requires_grad]
-    params = [p for _, p in named]
-    optimizer = build_optimizer(params, args.learning_rate, args.weight_decay, numerics)
-    scaler = grad_scaler(numerics, env.device.type)
-    forward = functools.partial(forward_context, env.device.type, numerics.autocast_dtype, False)
+    assert [id(p) for _, p in named] == [id(p) for p in params]  # the same parameters, named
     blocks = tokenize_and_pack(train_dir, tokenizer, BLOCK_SIZE)[:BLOCKS_PER_STEP]
     local_blocks = blocks.chunk(env.world_size)[env.rank]
 

@@ -57,7 +57,8 @@ def test_the_fp16_runs_step_with_train_pys_numerics_for_one_v100() -> None:
     }
     for (method, impl, precision), numerics in expected.items():
         result = bench.Result(32, method, impl, 4, 2, 1, False, "default", precision)
-        assert bench.step_numerics(result, cpu) == numerics
+        chosen = bench.step_numerics(result, cpu)
+        assert (chosen.load_dtype, chosen.autocast_dtype) == numerics
 
 
 def test_a_gpu_without_bf16_records_the_bf16_runs_as_errors(monkeypatch: pytest.MonkeyPatch) -> None:
