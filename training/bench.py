@@ -89,6 +89,7 @@ class Result:
     compiled: bool
     attention: str  # SDPA kernel order: "cudnn first" or "default"
     precision: str = "bf16"  # "bf16", or "fp16" with loss scaling (the V100 path)
+    loss_scaling: bool | None = None  # whether the steps' GradScaler was on, as recorded from it
     warmup_seconds: float | None = None
     tokens_per_second: float | None = None
     parameters: int | None = None
@@ -202,6 +203,7 @@ def make_step(model: torch.nn.Module, batch: torch.Tensor, result: Result, cudnn
     params = [p for p in model.parameters() if p.requires_grad]
     args = FinetuneArguments(learning_rate=1e-5, weight_decay=0.0, cudnn_attention_first=cudnn_first)
     optimizer, scaler, forward = stepping(params, args, step_numerics(result, device), device.type)
+    result.loss_scaling = scaler.is_enabled()
     accumulation = result.accumulation
 
     def step() -> None:

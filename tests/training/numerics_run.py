@@ -154,6 +154,7 @@ def run(model_dir: Path, train_dir: Path, method: str, precision: str, env: fine
             "loss_scaling": numerics.loss_scaling,
             "fused_adamw": numerics.fused_adamw,
             "scaler": type(scaler).__name__,
+            "scaler_enabled": scaler.is_enabled(),
         },
         "fused_optimizer": all(group.get("fused") for group in optimizer.param_groups),
         "steps": steps,

@@ -29,6 +29,7 @@ def test_tiny_benchmark_runs_every_configuration_and_writes_its_report(
         (seq, precision, *run) for seq, precision in [(64, "bf16"), (32, "fp16"), (32, "bf16")] for run in runs
     ]
     assert all(r["error"] is None and r["tokens_per_second"] > 0 for r in results)
+    assert [r["loss_scaling"] for r in results] == [r["precision"] == "fp16" for r in results]  # the scaler's own
     assert all(r["vs_baseline"] > 0 for r in results if r["impl"] == "ours")
     assert {r["checkpoint_every"] for r in results if r["impl"] == "baseline"} == {1}
     assert {r["checkpoint_every"] for r in results if r["impl"] == "ours"} == {0}

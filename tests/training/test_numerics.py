@@ -111,6 +111,7 @@ def test_every_run_steps_with_the_fused_optimizer_and_its_loss_falls(
 ) -> None:
     run = runs[name]
     assert run["fused_optimizer"] and run["numerics"]["scaler"] == "GradScaler"
+    assert run["numerics"]["scaler_enabled"] is name.endswith(":fp16")  # loss scaling in fp16 only
     losses = [step["loss"] for step in run["steps"]]
     assert sum(losses[-2:]) / 2 < losses[0] - (0.2 if name.startswith("lora") else 1.0), losses
     trained = [step for step in run["steps"] if not step["forced_overflow"]]
