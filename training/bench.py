@@ -21,7 +21,8 @@ tokens as a real run does. Each step is train.py's own (finetune.train_step, num
 Reported per configuration: tokens/s, model-FLOPs utilisation and peak memory (torch.cuda.max_memory_allocated).
 MFU counts 6*N FLOPs per token for full fine-tuning and 4*N + 6*N_adapters for LoRA (the forward and the
 activation gradients go through every weight; weight gradients exist only for the adapters), N counting every
-parameter, as in docs/training.md. Peak dense 16-bit tensor FLOP/s come from the GPU name (--peak_tflops overrides).
+parameter, as in docs/training.md. Peak dense 16-bit tensor FLOP/s come from the GPU name (gpu_peaks.py;
+--peak_tflops overrides).
 
     python training/bench.py                     # on a GPU: all 12 runs, a markdown table and JSON
     python training/bench.py --tiny --steps 2    # a tiny config, CPU is fine: smoke test of the code paths
@@ -42,6 +43,7 @@ from typing import Any, cast
 import torch
 from arguments import FinetuneArguments
 from finetune import LORA_TARGET_MODULES, Distributed, add_lora, resolve_precision, stepping, train_step
+from gpu_peaks import peak_tflops
 from numerics import Numerics, choose_numerics
 from speedups import checkpoint_activations, compile_blocks
 from transformers import AutoModelForCausalLM, GPTJConfig
@@ -62,17 +64,6 @@ TINY: dict[str, Any] = {
 # (0: none). Each step back recomputes more and stores less.
 OURS_CHECKPOINT_EVERY = (0, 4, 2, 1)
 OUT_OF_MEMORY = "out of memory"
-# Peak dense 16-bit tensor TFLOP/s by GPU name, most specific first: bf16 and fp16 alike on these GPUs; fp16 alone on
-# the V100 (no bf16), which the default training instance, ml.p3dn.24xlarge, has eight of.
-PEAK_TFLOPS = [
-    ("H100 PCIe", 756.0),
-    ("H100 NVL", 835.0),
-    ("H100", 989.0),
-    ("H200", 989.0),
-    ("A100", 312.0),
-    ("A10G", 70.0),
-    ("V100", 125.0),
-]
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # The training stack's default block size: the default job's shape, which the fp16 runs measure.
 DEFAULT_JOB_SEQ = 1024
@@ -137,8 +128,8 @@ def peak_flops(device: torch.device, override: float | None) -> float | None:
         return override * 1e12
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    return next((tflops * 1e12 for key, tflops in PEAK_TFLOPS if key in name), None)
+    tflops = peak_tflops(torch.cuda.get_device_name(device))
+    return None if tflops is None else tflops * 1e12
 
 
 def plan(args: argparse.Namespace) -> list[tuple[int, str]]:
