@@ -4,15 +4,10 @@ pin follows the training image: the tests of `make test-container` run the torch
 import ast
 import os
 import re
-from pathlib import Path
 
 import torch
 
-from tests.training.conftest import HERE, ROOT
-
-
-def pins(path: Path) -> dict[str, str]:
-    return dict(re.findall(r"^([\w.-]+)==(\S+)$", path.read_text(), re.MULTILINE))
+from tests.training.conftest import HERE, ROOT, pins
 
 
 def training_image_torch() -> str:

@@ -10,14 +10,13 @@ and CUDA kernels, and the container's torch 2.9.0 (a CUDA build); that environme
 
 import json
 import os
-import re
 import subprocess
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.training.conftest import HERE, ROOT, Launched
+from tests.training.conftest import HERE, ROOT, Launched, pins
 
 SERVING_PYTHON = os.environ.get("SERVING_PYTHON")
 PROMPT = "His Honour Judge Richards:"
@@ -51,8 +50,7 @@ def test_the_saved_folder_loads_and_generates_with_the_serving_containers_transf
     assert loaded.returncode == 0, loaded.stderr
     served = json.loads(loaded.stdout.splitlines()[-1])
 
-    pinned = re.search(r"^transformers==(\S+)$", (ROOT / "tests/serving/requirements.txt").read_text(), re.MULTILINE)
-    assert pinned and served["transformers"] == pinned[1]
+    assert served["transformers"] == pins(ROOT / "tests/serving/requirements.txt")["transformers"]
     assert served["architectures"] == ["GPTJForCausalLM"]
     # What the saved GPT2Tokenizer loads as: GPT2TokenizerFast in transformers 4.x, GPT2Tokenizer in 5.x.
     assert served["tokenizer_class"] in ("GPT2TokenizerFast", "GPT2Tokenizer")
