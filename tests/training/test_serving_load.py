@@ -1,11 +1,12 @@
 """The folder train.py saves loads where it is served: the transformers release of the serving container's vLLM
-(LMI v28: 5.9.0, pinned in tests/serving/requirements.txt) reads its config, tokenizer and weights, in its own
-environment, and generates.
+(pinned in tests/serving/requirements.txt, which names the LMI release it follows) reads its config, tokenizer and
+weights, in its own environment, and generates.
 
 Real: that transformers release's AutoConfig, AutoTokenizer and from_pretrained on the folder of the default job's
 numerics (fp16 weights, 2 FSDP2 ranks), run by tests/training/serving_load.py under the serving environment's Python
 (SERVING_PYTHON; `make test-container` builds .venv-serving and sets it). Not real: vLLM's own GPT-J implementation
-and CUDA kernels, and the container's torch 2.9.0 (a CUDA build); that environment's CPU torch computes here.
+and CUDA kernels, and the container's own torch (the CUDA build its vLLM needs); the CPU torch that
+tests/serving/requirements.txt pins computes here.
 """
 
 import json
