@@ -11,7 +11,8 @@ The derivation (docs/training.md, "From the benchmark to the training instance")
 - memory per GPU: the training state train.py keeps (full: 16 bytes a parameter sharded over the GPUs; lora: the
   16-bit base on every GPU and 16 bytes an adapter weight) plus the activations of the per-device batch, taken from
   the benchmark's peak memory less the state the benchmark held (full: bf16 weights, gradients and two Adam states,
-  8 bytes a parameter, in bf16; fp32 ones, 16 bytes, in fp16);
+  8 bytes a parameter, in bf16; fp32 ones, 16 bytes, in fp16, under autocast: one GPU's fp16 numerics, not the FSDP2
+  job's, which the output says);
 - time and cost: the run's tokens (as `make cost` counts them) at that throughput, at the price in ops/prices.json.
 The MFU of one bf16 GPU need not carry over (older kernels, fp16 loss scaling and FSDP traffic on V100s): the
 output says which numbers are measured and which are derived.
@@ -192,6 +193,13 @@ def report(
             lines.append(
                 f"  (no finished {precision} run of {projection.label}: its {projection.run.precision} run stands in)"
             )
+    if method == "full" and any(projection.run.precision == "fp16" for projection in (default, speed)):
+        # bench.py's fp16 full fine-tuning is one GPU's (decision T20), not the FSDP2 job's numerics.
+        lines.append(
+            "  (fp16 runs: one GPU's numerics, fp32 master weights under fp16 autocast, not the FSDP2 job's, which "
+            "casts its sharded fp32 weights to fp16 at each all-gather without autocast; the activations per sequence "
+            "below come from the one-GPU peak, so the memory per GPU is an estimate of the job's)"
+        )
     for projection in (default, speed):
         run = projection.run
         hours = training_hours(settings, projection.tokens_per_second)

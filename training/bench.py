@@ -3,7 +3,10 @@
 The GPT-J-6B architecture at random init (no download), for each sequence length, precision and method (full, LoRA),
 in one process. bf16 as an A100/H100 job computes; fp16 with loss scaling as the default job (ml.p3dn.24xlarge's
 V100s, which have no bf16) computes, with the numerics train.py gives one V100 (numerics.choose_numerics: fp32
-master weights under fp16 autocast for full fine-tuning, the 16-bit base for LoRA, GradScaler, fused AdamW):
+master weights under fp16 autocast for full fine-tuning, the 16-bit base for LoRA, GradScaler, fused AdamW). For full
+fine-tuning these are one GPU's numerics, not the 8-rank FSDP2 job's, which casts its sharded fp32 weights to fp16 at
+each all-gather and runs without autocast: the same fp16 compute and loss scaling, other memory and casts (LoRA under
+DDP computes as on one GPU):
   baseline: stock transformers + peft: SDPA attention, activation checkpointing on (how a stock 6B run fits one
             GPU), fused AdamW; LoRA through peft's defaults (adapters upcast to fp32, inputs copied to fp32).
   ours:     train.py's speed options (speedups.py): no activation checkpointing, each GPTJBlock compiled with

@@ -82,8 +82,9 @@ def test_the_v100s_are_estimated_from_the_fp16_runs_and_an_a100_from_the_bf16_on
     assert "train.py's default (fp16 with loss scaling, checkpointing every block" in text
     assert f"-> ~{0.30 * 8 * 125e12 / (6 * N):,.0f} tokens/s per instance" in text
     assert f"~{16 * N / 8 / GIB + 4 * 0.5:.1f} GiB per GPU (fits in 32)" in text  # the same 0.5 GiB a sequence
+    assert "(fp16 runs: one GPU's numerics, fp32 master weights under fp16 autocast, not the FSDP2 job's" in text
     a100 = "\n".join(report(load_bench(path), settings(training_instance_type="ml.p4d.24xlarge"), PRICES))
-    assert "the instance's GPUs train in bf16" in a100
+    assert "the instance's GPUs train in bf16" in a100 and "fp16 runs:" not in a100
     assert f"-> ~{0.40 * 8 * 312e12 / (6 * N):,.0f} tokens/s per instance" in a100
 
 
