@@ -11,7 +11,8 @@ The derivation (docs/training.md, "From the benchmark to the training instance")
 - memory per GPU: the training state train.py keeps (full: 16 bytes a parameter sharded over the GPUs; lora: the
   16-bit base on every GPU and 16 bytes an adapter weight) plus the activations of the per-device batch, taken from
   the benchmark's peak memory less the state the benchmark held (full: bf16 weights, gradients and two Adam states,
-  8 bytes a parameter, in bf16; fp32 ones, 16 bytes, in fp16);
+  8 bytes a parameter, in bf16; fp32 ones, 16 bytes, in fp16, under autocast: one GPU's fp16 numerics, not the FSDP2
+  job's, which the output says);
 - time and cost: the run's tokens (as `make cost` counts them) at that throughput, at the price in ops/prices.json.
 The MFU of one bf16 GPU need not carry over (older kernels, fp16 loss scaling and FSDP traffic on V100s): the
 output says which numbers are measured and which are derived.
@@ -38,21 +39,28 @@ from ops.cost import (
     training_hours,
     training_tokens,
 )
+from training.gpu_peaks import peak_tflops
 
 GIB = 2**30
-# Instance types whose GPUs (V100) have no bf16: train.py runs fp16 with loss scaling there.
-FP16_INSTANCE_TYPES = frozenset({"ml.p3.2xlarge", "ml.p3.8xlarge", "ml.p3.16xlarge", "ml.p3dn.24xlarge"})
-# Peak dense fp16/bf16 tensor-core FLOP/s per GPU (DESIGN.md §5): V100 SXM2, A100, H100 and H200.
-PEAK_TFLOPS_PER_GPU = {
-    "ml.p3.2xlarge": 125.0,
-    "ml.p3.8xlarge": 125.0,
-    "ml.p3.16xlarge": 125.0,
-    "ml.p3dn.24xlarge": 125.0,
-    "ml.p4d.24xlarge": 312.0,
-    "ml.p4de.24xlarge": 312.0,
-    "ml.p5.48xlarge": 989.0,
-    "ml.p5e.48xlarge": 989.0,
+# The GPU of each training instance type this can estimate, by the name it reports (torch.cuda.get_device_name), so
+# that its peak FLOP/s come from the table training/bench.py measures MFU against (training/gpu_peaks.py).
+GPU_NAMES = {
+    "ml.p3.2xlarge": "Tesla V100-SXM2-16GB",
+    "ml.p3.8xlarge": "Tesla V100-SXM2-16GB",
+    "ml.p3.16xlarge": "Tesla V100-SXM2-16GB",
+    "ml.p3dn.24xlarge": "Tesla V100-SXM2-32GB",
+    "ml.p4d.24xlarge": "NVIDIA A100-SXM4-40GB",
+    "ml.p4de.24xlarge": "NVIDIA A100-SXM4-80GB",
+    "ml.p5.48xlarge": "NVIDIA H100 80GB HBM3",
+    "ml.p5e.48xlarge": "NVIDIA H200",
 }
+
+
+def peak_tflops_per_gpu(instance: str) -> float:
+    tflops = peak_tflops(GPU_NAMES.get(instance, ""))
+    if tflops is None:
+        raise ValueError(f"training_instance_type {instance}: no peak FLOP/s per GPU known (GPU_NAMES)")
+    return tflops
 
 
 @dataclass(frozen=True)
@@ -152,7 +160,7 @@ def project(run: BenchRun, label: str, settings: Settings) -> Projection:
     instance = settings.training_instance_type
     facts = TRAINING_INSTANCE_TYPES[instance]
     gpus = facts.gpus * settings.training_instance_count
-    tokens_per_second = run.mfu * gpus * PEAK_TFLOPS_PER_GPU[instance] * 1e12 / run.flops_per_token
+    tokens_per_second = run.mfu * gpus * peak_tflops_per_gpu(instance) * 1e12 / run.flops_per_token
     activations_per_sequence = max(run.peak_memory_gib - run.bench_state_gib(), 0.0) / run.micro_batch
     memory = run.training_state_gib(gpus) + settings.per_device_train_batch_size * activations_per_sequence
     return Projection(label, run, tokens_per_second / settings.training_instance_count, memory, facts.gpu_memory_gib)
@@ -162,22 +170,21 @@ def report(
     bench: Bench, settings: Settings, prices: dict[str, Any], throughputs: list[Throughput] | None = None
 ) -> list[str]:
     instance = settings.training_instance_type
-    if instance not in PEAK_TFLOPS_PER_GPU:
-        raise ValueError(f"training_instance_type {instance}: no peak FLOP/s per GPU known (PEAK_TFLOPS_PER_GPU)")
+    peak = peak_tflops_per_gpu(instance)
+    facts = TRAINING_INSTANCE_TYPES[instance]
     seq, method = settings.block_size, settings.method
-    precision = "fp16" if instance in FP16_INSTANCE_TYPES else "bf16"
+    precision = "bf16" if facts.supports_bf16 else "fp16"  # as train.py's --precision auto picks on its GPUs
     # For full fine-tuning the benchmark's baseline computes what train.py's defaults do; for LoRA it is stock peft,
     # the closest benchmarked configuration (train.py's own adapter handling runs only in "ours").
     default_label = "train.py's default" if method == "full" else "stock peft, the closest to train.py's default"
     default = project(bench.final(seq, method, "baseline", precision), default_label, settings)
     speed = project(bench.final(seq, method, "ours", precision), "train.py's speed options", settings)
-    facts = TRAINING_INSTANCE_TYPES[instance]
     tokens = training_tokens(settings)
     price = prices["training_per_hour"].get(instance)
     lines = [
         f"Measured on {bench.device} (training/bench.py): {method}, sequence {seq}",
         f"Derived for {settings.training_instance_count} x {instance} ({facts.gpus} GPUs of {facts.gpu_memory_gib} "
-        f"GiB, {PEAK_TFLOPS_PER_GPU[instance]:.0f} TFLOP/s each), per-device batch "
+        f"GiB, {peak:.0f} TFLOP/s each), per-device batch "
         f"{settings.per_device_train_batch_size}; {settings.doc_count} documents x {settings.epochs} epochs = "
         f"~{tokens / 1e6:.1f} M tokens; the instance's GPUs train in {precision}",
     ]
@@ -186,6 +193,13 @@ def report(
             lines.append(
                 f"  (no finished {precision} run of {projection.label}: its {projection.run.precision} run stands in)"
             )
+    if method == "full" and any(projection.run.precision == "fp16" for projection in (default, speed)):
+        # bench.py's fp16 full fine-tuning is one GPU's (decision T20), not the FSDP2 job's numerics.
+        lines.append(
+            "  (fp16 runs: one GPU's numerics, fp32 master weights under fp16 autocast, not the FSDP2 job's, which "
+            "casts its sharded fp32 weights to fp16 at each all-gather without autocast; the activations per sequence "
+            "below come from the one-GPU peak, so the memory per GPU is an estimate of the job's)"
+        )
     for projection in (default, speed):
         run = projection.run
         hours = training_hours(settings, projection.tokens_per_second)
@@ -213,7 +227,7 @@ def report(
         source = (
             f"derived, not measured on this type: the {default.run.mfu:.1%} MFU of {default.label} "
             f"({default.run.describe()}) on one {bench.device} (training/bench.py) carried over to {facts.gpus} GPUs "
-            f"of {PEAK_TFLOPS_PER_GPU[instance]:.0f} TFLOP/s by ops/bench_estimate.py"
+            f"of {peak:.0f} TFLOP/s by ops/bench_estimate.py"
         )
         lines.append("Row to append to BENCHMARKS.md's throughput table (make cost uses the last row of a type):")
         lines.append(f"| `{instance}` | {method} | {default.tokens_per_second:,.0f} | {source} |")

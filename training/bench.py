@@ -3,7 +3,10 @@
 The GPT-J-6B architecture at random init (no download), for each sequence length, precision and method (full, LoRA),
 in one process. bf16 as an A100/H100 job computes; fp16 with loss scaling as the default job (ml.p3dn.24xlarge's
 V100s, which have no bf16) computes, with the numerics train.py gives one V100 (numerics.choose_numerics: fp32
-master weights under fp16 autocast for full fine-tuning, the 16-bit base for LoRA, GradScaler, fused AdamW):
+master weights under fp16 autocast for full fine-tuning, the 16-bit base for LoRA, GradScaler, fused AdamW). For full
+fine-tuning these are one GPU's numerics, not the 8-rank FSDP2 job's, which casts its sharded fp32 weights to fp16 at
+each all-gather and runs without autocast: the same fp16 compute and loss scaling, other memory and casts (LoRA under
+DDP computes as on one GPU):
   baseline: stock transformers + peft: SDPA attention, activation checkpointing on (how a stock 6B run fits one
             GPU), fused AdamW; LoRA through peft's defaults (adapters upcast to fp32, inputs copied to fp32).
   ours:     train.py's speed options (speedups.py): no activation checkpointing, each GPTJBlock compiled with
@@ -21,7 +24,8 @@ tokens as a real run does. Each step is train.py's own (finetune.train_step, num
 Reported per configuration: tokens/s, model-FLOPs utilisation and peak memory (torch.cuda.max_memory_allocated).
 MFU counts 6*N FLOPs per token for full fine-tuning and 4*N + 6*N_adapters for LoRA (the forward and the
 activation gradients go through every weight; weight gradients exist only for the adapters), N counting every
-parameter, as in docs/training.md. Peak dense 16-bit tensor FLOP/s come from the GPU name (--peak_tflops overrides).
+parameter, as in docs/training.md. Peak dense 16-bit tensor FLOP/s come from the GPU name (gpu_peaks.py;
+--peak_tflops overrides).
 
     python training/bench.py                     # on a GPU: all 12 runs, a markdown table and JSON
     python training/bench.py --tiny --steps 2    # a tiny config, CPU is fine: smoke test of the code paths
@@ -29,7 +33,7 @@ Writes bench.md and bench.json to $OUT (or --out) when set.
 """
 
 import argparse
-import functools
+import dataclasses
 import gc
 import json
 import os
@@ -41,9 +45,10 @@ from typing import Any, cast
 
 import torch
 from arguments import FinetuneArguments
-from finetune import LORA_TARGET_MODULES, Distributed, add_lora, resolve_precision, train_step
-from numerics import build_optimizer, choose_numerics, grad_scaler
-from speedups import checkpoint_activations, compile_blocks, forward_context
+from finetune import LORA_TARGET_MODULES, Distributed, add_lora, resolve_precision, stepping, train_step
+from gpu_peaks import peak_tflops
+from numerics import Numerics, choose_numerics
+from speedups import checkpoint_activations, compile_blocks
 from transformers import AutoModelForCausalLM, GPTJConfig
 
 GPTJ_6B: dict[str, Any] = {
@@ -62,17 +67,6 @@ TINY: dict[str, Any] = {
 # (0: none). Each step back recomputes more and stores less.
 OURS_CHECKPOINT_EVERY = (0, 4, 2, 1)
 OUT_OF_MEMORY = "out of memory"
-# Peak dense 16-bit tensor TFLOP/s by GPU name, most specific first: bf16 and fp16 alike on these GPUs; fp16 alone on
-# the V100 (no bf16), which the default training instance, ml.p3dn.24xlarge, has eight of.
-PEAK_TFLOPS = [
-    ("H100 PCIe", 756.0),
-    ("H100 NVL", 835.0),
-    ("H100", 989.0),
-    ("H200", 989.0),
-    ("A100", 312.0),
-    ("A10G", 70.0),
-    ("V100", 125.0),
-]
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # The training stack's default block size: the default job's shape, which the fp16 runs measure.
 DEFAULT_JOB_SEQ = 1024
@@ -89,6 +83,7 @@ class Result:
     compiled: bool
     attention: str  # SDPA kernel order: "cudnn first" or "default"
     precision: str = "bf16"  # "bf16", or "fp16" with loss scaling (the V100 path)
+    loss_scaling: bool | None = None  # whether the steps' GradScaler was on, as recorded from it
     warmup_seconds: float | None = None
     tokens_per_second: float | None = None
     parameters: int | None = None
@@ -136,8 +131,8 @@ def peak_flops(device: torch.device, override: float | None) -> float | None:
         return override * 1e12
     if device.type != "cuda":
         return None
-    name = torch.cuda.get_device_name(device)
-    return next((tflops * 1e12 for key, tflops in PEAK_TFLOPS if key in name), None)
+    tflops = peak_tflops(torch.cuda.get_device_name(device))
+    return None if tflops is None else tflops * 1e12
 
 
 def plan(args: argparse.Namespace) -> list[tuple[int, str]]:
@@ -148,22 +143,23 @@ def plan(args: argparse.Namespace) -> list[tuple[int, str]]:
     return bf16[:1] + fp16 + bf16[1:]
 
 
-def step_numerics(result: "Result", device: torch.device) -> tuple[torch.dtype, torch.dtype | None]:
-    """(weights' dtype, autocast dtype or None) of a configuration. fp16 is train.py's one-V100 numerics;
-    bf16 keeps full fine-tuning's weights in bf16 (DESIGN.md section 5's reference). ours' LoRA runs under autocast
-    (fp32 adapters on the 16-bit base, train.py's way); stock peft, the LoRA baseline, casts its inputs instead."""
+def step_numerics(result: "Result", device: torch.device) -> Numerics:
+    """The numerics of a configuration: train.py's for one GPU (numerics.choose_numerics), except where the benchmark
+    measures another way. fp16 is train.py's one-V100 numerics; bf16 keeps full fine-tuning's weights in bf16, with no
+    autocast (DESIGN.md section 5's reference). ours' LoRA runs under autocast (fp32 adapters on the 16-bit base,
+    train.py's way); stock peft, the LoRA baseline, casts its inputs instead."""
     dtype = DTYPES[result.precision]
     resolve_precision(result.precision, device)  # bf16 on a GPU without it stops here, named
-    if result.precision == "fp16":
-        numerics = choose_numerics(result.method, 1, dtype, device.type)
-        autocast = numerics.autocast_dtype if result.method == "full" or result.impl == "ours" else None
-        return numerics.load_dtype, autocast
-    autocast = dtype if result.method == "lora" and result.impl == "ours" else None
-    return dtype, autocast
+    numerics = choose_numerics(result.method, 1, dtype, device.type)
+    if result.precision == "bf16" and result.method == "full":
+        numerics = dataclasses.replace(numerics, load_dtype=dtype, autocast_dtype=None)
+    if result.method == "lora" and result.impl == "baseline":
+        numerics = dataclasses.replace(numerics, autocast_dtype=None)
+    return numerics
 
 
 def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch.device) -> torch.nn.Module:
-    weights, _ = step_numerics(result, device)
+    weights = step_numerics(result, device).load_dtype
     with device:
         model = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
             config, dtype=weights, attn_implementation="sdpa"
@@ -194,20 +190,18 @@ def flops_per_token(model: torch.nn.Module, method: str) -> float:
 
 
 def make_step(model: torch.nn.Module, batch: torch.Tensor, result: Result, cudnn_first: bool) -> Callable[[], None]:
-    """One optimizer step of train.py (finetune.train_step, numerics.py's optimizer and loss scaler) over the
-    configuration's micro-batches."""
+    """One optimizer step of train.py (finetune.train_step, with finetune.stepping's optimizer, loss scaler and forward
+    context) over the configuration's micro-batches."""
     device = batch.device
     env = Distributed(rank=0, local_rank=0, world_size=1, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
-    numerics = choose_numerics(result.method, 1, DTYPES[result.precision], device.type)
-    optimizer = build_optimizer(params, 1e-5, 0.0, numerics)
-    _, autocast = step_numerics(result, device)
-    scaler = grad_scaler(numerics, device.type)  # loss scaling for fp16
-    context = functools.partial(forward_context, device.type, autocast, cudnn_first)
+    args = FinetuneArguments(learning_rate=1e-5, weight_decay=0.0, cudnn_attention_first=cudnn_first)
+    optimizer, scaler, forward = stepping(params, args, step_numerics(result, device), device.type)
+    result.loss_scaling = scaler.is_enabled()
     accumulation = result.accumulation
 
     def step() -> None:
-        train_step(model, [batch] * accumulation, optimizer, scaler, params, 1.0, context, env)
+        train_step(model, [batch] * accumulation, optimizer, scaler, params, 1.0, forward, env)
 
     return step
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import checkpointing
 import torch
@@ -97,6 +97,26 @@ def init_distributed() -> Distributed:
 def barrier(env: Distributed) -> None:
     if env.world_size > 1:
         dist.barrier()
+
+
+def leave_process_group(env: Distributed) -> None:
+    """The end of a run of several processes, once each has written what it writes: a barrier, then the process
+    group's end; under gloo (CPU runs) also the process's, so call it last."""
+    if env.world_size == 1:
+        return
+    dist.barrier()  # every rank has written what it writes
+    gloo = dist.get_backend() == "gloo"
+    dist.destroy_process_group()
+    if gloo:
+        # gloo's worker thread drops a finished collective, and the Python tensors it holds, after the collective
+        # has returned; when it does so while the interpreter shuts down it cannot take the GIL and the process
+        # aborts ("terminate called without an active exception": std::terminate under
+        # ProcessGroupGloo::runLoop -> ~AsyncBarrierWork -> decref_pyobject, read from a core dump of a 2-rank
+        # CPU run, about 1 run in 10). All is written and flushed, so leave without the interpreter's shutdown.
+        # NCCL (every GPU job) does not take this path.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
 
 
 def broadcast(obj: Any, env: Distributed) -> Any:
@@ -228,6 +248,54 @@ def prepare_model(
                 if isinstance(module, FSDPModule):
                     module.set_force_sum_reduction_for_comms(True)
     return cast(torch.nn.Module, model).to(env.device)
+
+
+class Stepping(NamedTuple):
+    """What each optimizer step of a run steps with, as its numerics decide: numerics.py's optimizer and loss scaler
+    (a no-op unless fp16), and the context of every forward pass (autocast, the attention kernels' order)."""
+
+    optimizer: torch.optim.AdamW
+    scaler: torch.amp.GradScaler
+    forward: Callable[[], AbstractContextManager[Any]]
+
+
+def stepping(
+    params: list[torch.nn.Parameter], args: FinetuneArguments, numerics: Numerics, device_type: str
+) -> Stepping:
+    """train.py's optimizer, scaler and forward context for `params` under `numerics` (bench.py's steps too)."""
+    return Stepping(
+        optimizer=build_optimizer(params, args.learning_rate, args.weight_decay, numerics),
+        scaler=grad_scaler(numerics, device_type),
+        forward=functools.partial(forward_context, device_type, numerics.autocast_dtype, args.cudnn_attention_first),
+    )
+
+
+@dataclass(frozen=True)
+class RunSetup:
+    numerics: Numerics
+    config: PretrainedConfig  # the loaded model's
+    tokenizer: PreTrainedTokenizerBase
+    model: torch.nn.Module  # prepared: sharded (FSDP2), with adapters (LoRA), replicated (DDP), on the device
+    params: list[torch.nn.Parameter]  # the trainable ones
+    stepping: Stepping
+
+
+def set_up(model_args: ModelArguments, args: FinetuneArguments, env: Distributed) -> RunSetup:
+    """A run's numerics for its method, world size, precision and device, then the model loaded and prepared under
+    them, and what its steps step with: train.py's setup, which the numerics tests run as it is."""
+    precision = resolve_precision(args.precision, env.device)
+    numerics = choose_numerics(args.method, env.world_size, precision, env.device.type)
+    log(
+        f"{args.method} fine-tuning on {env.world_size} x {env.device.type}, {precision}, "
+        f"{model_args.attn_implementation}"
+    )
+    log(describe(numerics))
+    base_model, tokenizer = load_model(model_args, numerics.load_dtype, env)
+    model = prepare_model(base_model, args, numerics, env)
+    params = [p for p in model.parameters() if p.requires_grad]
+    log(f"trainable parameters: {sum(p.numel() for p in params):,}")
+    parts = stepping(params, args, numerics, env.device.type)
+    return RunSetup(numerics, base_model.config, tokenizer, model, params, parts)
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:
@@ -509,18 +577,15 @@ def main() -> None:
     model_args, data_args, args = parse_args()
     env = init_distributed()
     check_runtime(env)
-    dtype = resolve_precision(args.precision, env.device)
-    numerics = choose_numerics(args.method, env.world_size, dtype, env.device.type)
     torch.manual_seed(args.seed)
-    log(f"{args.method} fine-tuning on {env.world_size} x {env.device.type}, {dtype}, {model_args.attn_implementation}")
-    log(describe(numerics))
-
-    base_model, tokenizer = load_model(model_args, numerics.load_dtype, env)
-    if data_args.block_size > base_model.config.n_positions:
+    setup = set_up(model_args, args, env)
+    if data_args.block_size > setup.config.n_positions:
         raise ValueError(
-            f"--block_size: expected at most the model's n_positions {base_model.config.n_positions}, "
+            f"--block_size: expected at most the model's n_positions {setup.config.n_positions}, "
             f"got {data_args.block_size}"
         )
+    model, tokenizer, params, dtype = setup.model, setup.tokenizer, setup.params, setup.numerics.precision
+    optimizer, scaler, forward = setup.stepping
     train_blocks = tokenize_and_pack(Path(data_args.train_dir), tokenizer, data_args.block_size)
     eval_blocks = tokenize_and_pack(Path(data_args.validation_dir), tokenizer, data_args.block_size)
     plan = BatchPlan(
@@ -532,14 +597,7 @@ def main() -> None:
         f"{len(train_blocks)} training and {len(eval_blocks)} validation blocks of {data_args.block_size} tokens; "
         f"{plan.blocks_per_step} blocks per step, {plan.steps_per_epoch} steps per epoch, {total_steps} steps"
     )
-
-    model = prepare_model(base_model, args, numerics, env)
-    params = [p for p in model.parameters() if p.requires_grad]
-    log(f"trainable parameters: {sum(p.numel() for p in params):,}")
-    optimizer = build_optimizer(params, args.learning_rate, args.weight_decay, numerics)
     scheduler = schedule.scheduler(optimizer)
-    scaler = grad_scaler(numerics, env.device.type)
-    forward = functools.partial(forward_context, env.device.type, numerics.autocast_dtype, args.cudnn_attention_first)
 
     start_step, history = resume(model, optimizer, scheduler, scaler, plan, schedule, args, env)
 
@@ -595,20 +653,7 @@ def main() -> None:
         (output / "metrics.json").write_text(
             json.dumps({"history": history, "base": evals[0], "final": evals[-1]}, indent=1)
         )
-    if env.world_size > 1:
-        dist.barrier()  # every rank has written what it writes
-        gloo = dist.get_backend() == "gloo"
-        dist.destroy_process_group()
-        if gloo:
-            # gloo's worker thread drops a finished collective, and the Python tensors it holds, after the collective
-            # has returned; when it does so while the interpreter shuts down it cannot take the GIL and the process
-            # aborts ("terminate called without an active exception": std::terminate under
-            # ProcessGroupGloo::runLoop -> ~AsyncBarrierWork -> decref_pyobject, read from a core dump of a 2-rank
-            # CPU run, about 1 run in 10). All is written and flushed, so leave without the interpreter's shutdown.
-            # NCCL (every GPU job) does not take this path.
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(0)
+    leave_process_group(env)
 
 
 if __name__ == "__main__":

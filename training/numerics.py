@@ -29,7 +29,8 @@ import torch
 PRECISIONS = (torch.float32, torch.float16, torch.bfloat16)
 # Devices with a fused AdamW kernel in the pinned torch releases (the CPU one exists from torch 2.4 on).
 FUSED_ADAMW_DEVICES = ("cuda", "cpu")
-# Process-group backends whose average FSDP2 cannot trust (see the module docstring).
+# Device types whose process-group backend's average FSDP2 cannot trust: "cpu" stands for gloo, the backend
+# finetune.init_distributed gives CPU runs (see the module docstring).
 SUM_THEN_DIVIDE_DEVICES = ("cpu",)
 
 

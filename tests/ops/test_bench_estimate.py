@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from config import load_settings
+from config.instance_types import TRAINING_INSTANCE_TYPES
 from ops import bench_estimate
 from ops.bench_estimate import GIB, load_bench, report
 
@@ -81,8 +82,9 @@ def test_the_v100s_are_estimated_from_the_fp16_runs_and_an_a100_from_the_bf16_on
     assert "train.py's default (fp16 with loss scaling, checkpointing every block" in text
     assert f"-> ~{0.30 * 8 * 125e12 / (6 * N):,.0f} tokens/s per instance" in text
     assert f"~{16 * N / 8 / GIB + 4 * 0.5:.1f} GiB per GPU (fits in 32)" in text  # the same 0.5 GiB a sequence
+    assert "(fp16 runs: one GPU's numerics, fp32 master weights under fp16 autocast, not the FSDP2 job's" in text
     a100 = "\n".join(report(load_bench(path), settings(training_instance_type="ml.p4d.24xlarge"), PRICES))
-    assert "the instance's GPUs train in bf16" in a100
+    assert "the instance's GPUs train in bf16" in a100 and "fp16 runs:" not in a100
     assert f"-> ~{0.40 * 8 * 312e12 / (6 * N):,.0f} tokens/s per instance" in a100
 
 
@@ -164,6 +166,16 @@ def test_an_instance_type_without_a_known_peak_is_named(tmp_path: Path) -> None:
     path = write_bench(tmp_path, bench_result("baseline", 1, 0.4, 50), bench_result("ours", 0, 0.5, 60))
     with pytest.raises(ValueError, match=re.escape("training_instance_type ml.g5.12xlarge: no peak FLOP/s")):
         report(load_bench(path), settings(training_instance_type="ml.g5.12xlarge", method="lora"), PRICES)
+
+
+def test_each_estimable_instance_types_gpu_is_its_architectures_and_has_a_peak() -> None:
+    """GPU_NAMES names the GPU whose peak (training/gpu_peaks.py) an estimate uses: a V100 for the Volta types, which
+    train in fp16 (no bf16), an A100, H100 or H200 for the others."""
+    architecture = {"V100": "volta", "A100": "ampere", "H100": "hopper", "H200": "hopper"}
+    for instance, gpu in bench_estimate.GPU_NAMES.items():
+        (model,) = [name for name in architecture if name in gpu]
+        assert TRAINING_INSTANCE_TYPES[instance].gpu_arch == architecture[model], instance
+        assert bench_estimate.peak_tflops_per_gpu(instance) > 0
 
 
 def test_the_command_names_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -24,6 +25,11 @@ TRAINING = ROOT / "training"
 sys.path.insert(0, str(TRAINING))
 
 BLOCK_SIZE = 32
+
+
+def pins(path: Path) -> dict[str, str]:
+    """The `name==version` lines of a requirements or constraints file."""
+    return dict(re.findall(r"^([\w.-]+)==(\S+)$", path.read_text(), re.MULTILINE))
 
 
 @dataclass(frozen=True)

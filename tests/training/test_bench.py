@@ -29,6 +29,7 @@ def test_tiny_benchmark_runs_every_configuration_and_writes_its_report(
         (seq, precision, *run) for seq, precision in [(64, "bf16"), (32, "fp16"), (32, "bf16")] for run in runs
     ]
     assert all(r["error"] is None and r["tokens_per_second"] > 0 for r in results)
+    assert [r["loss_scaling"] for r in results] == [r["precision"] == "fp16" for r in results]  # the scaler's own
     assert all(r["vs_baseline"] > 0 for r in results if r["impl"] == "ours")
     assert {r["checkpoint_every"] for r in results if r["impl"] == "baseline"} == {1}
     assert {r["checkpoint_every"] for r in results if r["impl"] == "ours"} == {0}
@@ -57,7 +58,8 @@ def test_the_fp16_runs_step_with_train_pys_numerics_for_one_v100() -> None:
     }
     for (method, impl, precision), numerics in expected.items():
         result = bench.Result(32, method, impl, 4, 2, 1, False, "default", precision)
-        assert bench.step_numerics(result, cpu) == numerics
+        chosen = bench.step_numerics(result, cpu)
+        assert (chosen.load_dtype, chosen.autocast_dtype) == numerics
 
 
 def test_a_gpu_without_bf16_records_the_bf16_runs_as_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -4,15 +4,13 @@ pin follows the training image: the tests of `make test-container` run the torch
 import ast
 import os
 import re
-from pathlib import Path
+import shutil
+import subprocess
 
+import pytest
 import torch
 
-from tests.training.conftest import HERE, ROOT
-
-
-def pins(path: Path) -> dict[str, str]:
-    return dict(re.findall(r"^([\w.-]+)==(\S+)$", path.read_text(), re.MULTILINE))
+from tests.training.conftest import HERE, ROOT, pins
 
 
 def training_image_torch() -> str:
@@ -45,3 +43,33 @@ def test_these_tests_run_on_their_environments_torch() -> None:
     container = os.environ.get("TEST_ENVIRONMENT") == "container"
     pinned = pins(HERE / "container-constraints.txt" if container else ROOT / "constraints.txt")["torch"]
     assert torch.__version__.split("+")[0] == pinned.split("+")[0]
+
+
+@pytest.mark.parametrize(
+    ("stamp", "requirements", "venv"),
+    [
+        (".stamps/container", "tests/training/container-constraints.txt", ".venv-container"),
+        (".stamps/container", "training/requirements.txt", ".venv-container"),
+        (".stamps/serving", "tests/serving/requirements.txt", ".venv-serving"),
+    ],
+)
+def test_a_test_environment_is_made_afresh_when_its_requirements_change(
+    stamp: str, requirements: str, venv: str
+) -> None:
+    """What `make test-container` runs after a requirements file changed (make -n: printed, not run): the old
+    virtualenv removed, a new one made, then the install; installing over the old one would keep dropped packages."""
+    make = shutil.which("make")
+    assert make, "make is not on PATH"
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "PYTHON_BOOT")}
+    printed = subprocess.run(
+        [make, "--no-print-directory", "-n", "-W", requirements, stamp],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    removed = printed.index(f"rm -rf {venv}")
+    made = next(i for i, line in enumerate(printed) if re.fullmatch(rf"\S+ -m venv {re.escape(venv)}", line))
+    installed = next(i for i, line in enumerate(printed) if line.startswith(f"{venv}/bin/python -m pip install"))
+    assert removed < made < installed

@@ -1,23 +1,23 @@
 """The folder train.py saves loads where it is served: the transformers release of the serving container's vLLM
-(LMI v28: 5.9.0, pinned in tests/serving/requirements.txt) reads its config, tokenizer and weights, in its own
-environment, and generates.
+(pinned in tests/serving/requirements.txt, which names the LMI release it follows) reads its config, tokenizer and
+weights, in its own environment, and generates.
 
 Real: that transformers release's AutoConfig, AutoTokenizer and from_pretrained on the folder of the default job's
 numerics (fp16 weights, 2 FSDP2 ranks), run by tests/training/serving_load.py under the serving environment's Python
 (SERVING_PYTHON; `make test-container` builds .venv-serving and sets it). Not real: vLLM's own GPT-J implementation
-and CUDA kernels, and the container's torch 2.9.0 (a CUDA build); that environment's CPU torch computes here.
+and CUDA kernels, and the container's own torch (the CUDA build its vLLM needs); the CPU torch that
+tests/serving/requirements.txt pins computes here.
 """
 
 import json
 import os
-import re
 import subprocess
 
 import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from tests.training.conftest import HERE, ROOT, Launched
+from tests.training.conftest import HERE, ROOT, Launched, pins
 
 SERVING_PYTHON = os.environ.get("SERVING_PYTHON")
 PROMPT = "His Honour Judge Richards:"
@@ -51,8 +51,7 @@ def test_the_saved_folder_loads_and_generates_with_the_serving_containers_transf
     assert loaded.returncode == 0, loaded.stderr
     served = json.loads(loaded.stdout.splitlines()[-1])
 
-    pinned = re.search(r"^transformers==(\S+)$", (ROOT / "tests/serving/requirements.txt").read_text(), re.MULTILINE)
-    assert pinned and served["transformers"] == pinned[1]
+    assert served["transformers"] == pins(ROOT / "tests/serving/requirements.txt")["transformers"]
     assert served["architectures"] == ["GPTJForCausalLM"]
     # What the saved GPT2Tokenizer loads as: GPT2TokenizerFast in transformers 4.x, GPT2Tokenizer in 5.x.
     assert served["tokenizer_class"] in ("GPT2TokenizerFast", "GPT2Tokenizer")

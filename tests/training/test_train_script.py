@@ -38,7 +38,7 @@ def test_saved_model_is_a_hugging_face_folder_that_generates(full_run: Run) -> N
     config = json.loads((full_run.model_dir / "config.json").read_text())
     assert config["architectures"] == ["GPTJForCausalLM"] and config["dtype"] == "float32"  # fp32 on the CPU
     assert config["use_cache"] is True  # training turns the cache off; serving needs it
-    # As EleutherAI/gpt-j-6b's: a class the serving container's transformers 4.x knows (test_serving_load.py loads it).
+    # What EleutherAI/gpt-j-6b's folder says, so serving loads the tokenizer the real model has (test_serving_load.py).
     assert json.loads((full_run.model_dir / "tokenizer_config.json").read_text())["tokenizer_class"] == "GPT2Tokenizer"
     generation = json.loads((full_run.model_dir / "generation_config.json").read_text())
     tokenizer_eos = AutoTokenizer.from_pretrained(full_run.model_dir).eos_token_id
