@@ -18,9 +18,6 @@ What is stood in, because the interpreter lacks it (each the smallest piece that
   expressions moto composes, unchanged, in the node child.
 * `$hash`: Step Functions adds it to JSONata (MD5, SHA-1, SHA-256, SHA-384, SHA-512, hexadecimal); moto declares a
   placeholder that returns a string. The node child defines it with node's crypto, over the UTF-8 bytes.
-* A bare `$`: JSONata's context value, which Step Functions forbids at the top level of an expression (there is no
-  input document; a top-level `$` evaluates to nothing here too, so moto's "returned nothing" check still fails it).
-  moto refuses it anywhere, `[$ in ...]` predicates included; only `$$` stays refused.
 * String variables: moto writes them into the composed expression between double quotes without escaping, so a
   value holding `"` or `\\` breaks the expression; they are written as JSON strings instead.
 * SageMaker's optimized integration with `.sync` (createTrainingJob, createHyperParameterTuningJob): moto only
@@ -39,6 +36,9 @@ What is stood in, because the interpreter lacks it (each the smallest piece that
   Python handler in-process, with the function's environment variables, and answers as Lambda's Python runtime
   does (a raised exception is a function error whose `errorType` names the exception).
 * Time: Wait states and Retry intervals are recorded in `Clock`, not slept.
+
+Left as moto has it: its refusal of a bare `$` anywhere in an expression (Step Functions forbids it only at the top
+level); the definition uses none, so moto's stricter rule costs nothing and would fail an execution that used one.
 
 Not stood in, so not covered: Step Functions' static checks of a definition beyond moto's, IAM, quotas and payload
 limits other than moto's, and the error name of an expression the engine cannot evaluate (moto reports
@@ -781,7 +781,6 @@ class StepFunctions:
 
         enter = self._stack.enter_context
         enter(mock.patch.object(jsonata, "_eval_jsonata", self.engine.evaluate))
-        enter(mock.patch.object(jsonata, "_ILLEGAL_VARIABLE_REFERENCES", {"$$"}))
         placeholders = {k: v for k, v in functions._DECLARATION_BY_VARIABLE_REFERENCE.items() if k != "$hash"}
         enter(mock.patch.object(functions, "_DECLARATION_BY_VARIABLE_REFERENCE", placeholders))
         encode = _json_string_declarations(jsonata.encode_jsonata_variable_declarations)

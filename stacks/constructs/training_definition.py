@@ -322,7 +322,8 @@ def _input_states(spec: PipelineSpec) -> dict[str, Any]:
     valid = " and ".join(
         [
             "$type($states.input) = 'object'",
-            # A function, not a `[$ in ...]` predicate: no bare `$`, which Step Functions forbids at the top level.
+            # A function, not a `[$ in ...]` predicate: whether Step Functions' static check reads a predicate's `$`
+            # as top level is undocumented (T2).
             f"$count($filter($keys($states.input), function($key) {{ $not($key in {_js_list(allowed)}) }})) = 0",
             _integer_between("$docCount", 1, UK_ABS_TRAIN_DOCUMENTS),
             _integer_between("$epochs", *EPOCHS_RANGE),

@@ -1,6 +1,5 @@
 """The stand-ins of fakes/stepfunctions.py hold to what they stand in for: the pinned engine on the virtualenv's
-Node.js, Step Functions' names for SageMaker errors, a request botocore rejects reported as the service would, and
-a top-level `$` still failing although predicates may use `$`."""
+Node.js, Step Functions' names for SageMaker errors, and a request botocore rejects reported as the service would."""
 
 from __future__ import annotations
 
@@ -52,12 +51,3 @@ def test_a_request_botocore_rejects_is_the_services_validation_error(account: Ac
     assert "Error Code: ValidationException" in str(execution.cause)
     assert "ResourceConfig.VolumeSizeInGB" in str(execution.cause)
     account.notifications()
-
-
-def test_a_top_level_bare_dollar_still_fails(account: Account, sf: StepFunctions) -> None:
-    def output_the_context(states: dict[str, Any]) -> None:
-        states["ReadInput"]["Output"] = "{% $ %}"
-
-    execution = _rerun_with(account, sf, output_the_context, "bare-dollar")
-    assert (execution.status, execution.error) == ("FAILED", "States.QueryEvaluationError")
-    assert execution.states == ["ReadInput"]
