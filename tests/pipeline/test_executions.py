@@ -281,6 +281,24 @@ def test_an_algorithm_error_is_not_retried_even_if_its_status_messages_mention_c
     assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
 
 
+def test_an_algorithm_error_that_names_a_capacity_error_later_is_not_retried(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    # Only a FailureReason that starts with the capacity error is one: the script's own message may quote it.
+    reason = (
+        'AlgorithmError: ExecuteUserScriptError: ExitCode 1 ErrorMessage "RuntimeError: CapacityError: Unable to '
+        'provision requested ML compute capacity (raised by a test double in train.py)"'
+    )
+    sf.sagemaker.outcomes.append(JobOutcome.failed(reason, (("Training", "Training in progress."), ("Failed", "x"))))
+    execution = run({}, name="quotes-capacity")
+    job = "legal-gptj-quotes-capacity"
+    assert job_names(sf) == [job]
+    assert execution.states == [*HAPPY[:4], *FAILED_AFTER_TRAINING]
+    assert sf.clock.waits == []
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
+
+
 def test_a_failed_prep_is_notified_and_fails_without_a_job(run: Runner, sf: StepFunctions, account: Account) -> None:
     execution = run({"doc_count": 5}, prep="broken", name="bad-archive")
     assert execution.states == ["ReadInput", "ValidateInput", "PrepareDataset", "NotifyFailure", "TrainingFailed"]
