@@ -88,6 +88,10 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
+from config import Settings
+from stacks.constructs.training_definition import PipelineSpec
+from stacks.images import training_image
+
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"  # moto's default account
 REGION = "us-east-1"
@@ -653,6 +657,27 @@ class SageMakerSync(StateTaskServiceCallback):
             )
 
         return resolve
+
+
+# ---------------------------------------------------------------- the deployed definition
+
+
+def pipeline_spec(
+    settings: Settings, *, bucket: str, job_role_arn: str, prep_function_arn: str, topic_arn: str, source_s3_uri: str
+) -> PipelineSpec:
+    """The `PipelineSpec` the training stack would build in this account from `settings` and the resources given:
+    the training image is `stacks.images`' for the settings' region, the bucket key a fixed ARN (moto checks none)."""
+    return PipelineSpec(
+        settings=settings,
+        partition="aws",
+        bucket_name=bucket,
+        key_arn=f"arn:aws:kms:{settings.region}:{ACCOUNT}:key/0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7",
+        job_role_arn=job_role_arn,
+        prep_function_arn=prep_function_arn,
+        topic_arn=topic_arn,
+        source_s3_uri=source_s3_uri,
+        image_uri=training_image(settings.region).uri,
+    )
 
 
 # ---------------------------------------------------------------- Lambda
