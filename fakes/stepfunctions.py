@@ -23,9 +23,9 @@ What is stood in, because the interpreter lacks it (each the smallest piece that
 * SageMaker's optimized integration with `.sync` (createTrainingJob, createHyperParameterTuningJob): moto only
   forwards the call. `SageMakerSync` sends the request through boto3 to moto's SageMaker backend, waits for the
   job as Step Functions does and reports as Step Functions does: a job that ends Failed or Stopped as
-  `States.TaskFailed` with the job's description (JSON) as the cause; an API error as `SageMaker.<modelled error
-  shape>Exception` for the shapes botocore models for the operation, `SageMaker.AmazonSageMakerException` for the
-  rest (throttling included; DESIGN.md §6).
+  `States.TaskFailed` with the job's description (JSON, cut at the 32,768 characters of a cause) as the cause; an
+  API error as `SageMaker.<modelled error shape>Exception` for the shapes botocore models for the operation,
+  `SageMaker.AmazonSageMakerException` for the rest (throttling included; DESIGN.md §6).
 * SageMaker's jobs: moto's are Completed the moment they are created, and its training jobs reuse names freely.
   `SageMaker` gives each job a life: created InProgress, then the outcome a test scripts (`JobOutcome`) or that a
   `JobRunner` (the rehearsal's training container) produces; a second job of the same name is refused with
@@ -38,7 +38,9 @@ What is stood in, because the interpreter lacks it (each the smallest piece that
 * Time: Wait states and Retry intervals are recorded in `Clock`, not slept.
 
 Left as moto has it: its refusal of a bare `$` anywhere in an expression (Step Functions forbids it only at the top
-level); the definition uses none, so moto's stricter rule costs nothing and would fail an execution that used one.
+level; the definition uses none, so moto's stricter rule costs nothing and would fail an execution that used one),
+and its `$parse`, JSONata's `$eval`, which reads JSON text as Step Functions' `$parse` does (the definition parses
+only a JSON string literal with it).
 
 Not stood in, so not covered: Step Functions' static checks of a definition beyond moto's, IAM, quotas and payload
 limits other than moto's, and the error name of an expression the engine cannot evaluate (moto reports
@@ -242,6 +244,10 @@ class Clock:
 
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+# The history's cause fields hold at most 32,768 characters (Step Functions' API reference, TaskFailedEventDetails);
+# a longer job description is cut there. That the service cuts it, rather than failing the task another way, is
+# assumed: what it does is not documented.
+CAUSE_CHARS = 32768
 CREATE_OPERATIONS = ("CreateTrainingJob", "CreateHyperParameterTuningJob")
 
 
@@ -653,7 +659,7 @@ class SageMakerSync(StateTaskServiceCallback):
                 return described
             failed = StatesErrorNameType.StatesTaskFailed
             raise FailureEventException(
-                self._failure(env, StatesErrorName(typ=failed), failed.to_name(), to_json_str(described))
+                self._failure(env, StatesErrorName(typ=failed), failed.to_name(), to_json_str(described)[:CAUSE_CHARS])
             )
 
         return resolve

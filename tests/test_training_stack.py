@@ -348,20 +348,27 @@ def test_capacity_failures_retry_with_growing_waits_then_notify(default_app: Ass
             "JitterStrategy": "FULL",
         }
     ]
+    # The job's FailureReason is read once, where the error is caught (tests/pipeline: even from a cut cause).
     assert train["Catch"] == [
         {
             "ErrorEquals": ["States.ALL"],
-            "Assign": {"failure": "{% $states.errorOutput %}", "failedState": "TrainModel"},
+            "Assign": {
+                "failure": "{% $states.errorOutput %}",
+                "failedState": "TrainModel",
+                "failureReason": "{% " + td.JOB_FAILURE_REASON + " %}",
+            },
             "Next": "ShouldRetry",
         }
     ]
+    assert s["PrepareDataset"]["Catch"][0]["Assign"]["failureReason"] == "{% '' %}"
     (rule,) = s["ShouldRetry"]["Choices"]
     assert rule["Next"] == "WaitBeforeRetry" and s["ShouldRetry"]["Default"] == "NotifyFailure"
-    assert rule["Condition"].startswith("{% ($reason := " + td.JOB_FAILURE_REASON + "; $attempt < 4 and (")
+    assert rule["Condition"].startswith("{% $attempt < 4 and (")
     assert "'SageMaker.ResourceLimitExceededException'" in rule["Condition"]
     # Decided on the failed job's FailureReason, not on the whole description (tests/pipeline: the algorithm error).
-    assert "$contains($reason, /^(CapacityError|InsufficientCapacity)/)" in rule["Condition"]
-    assert "$contains($failure.Cause" not in rule["Condition"]
+    assert "$contains($failureReason, /^(CapacityError|InsufficientCapacity)/)" in rule["Condition"]
+    assert "$failure.Cause" not in rule["Condition"] and "$parse" not in json.dumps(s["ShouldRetry"])
+    assert "$parse" not in json.dumps([s["NotifyFailure"], s["TrainingFailed"]])
     wait = s["WaitBeforeRetry"]
     assert wait["Seconds"] == "{% $round($min([600 * $power(2, $attempt - 1), 3600])) %}"
     assert wait["Assign"] == {"attempt": "{% $attempt + 1 %}", "jobName": "{% $jobBase & '-r' & ($attempt + 1) %}"}

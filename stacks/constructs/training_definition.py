@@ -290,11 +290,30 @@ def tuning_job_request(spec: PipelineSpec) -> dict[str, Any]:
     }
 
 
-def _catch(state: str, next_state: str) -> list[dict[str, Any]]:
+# The FailureReason of a SageMaker job that failed, read from the error of its `.sync` task (`States.TaskFailed`, the
+# job's description as the cause), else ''. Matched, not `$parse`d whole: a cause need not be whole JSON (one longer
+# than 32,768 characters is cut), `$parse` of such a cause raises, and an expression that raises ends the execution
+# before the notification. The member's value is matched as JSON writes a string (no raw control character, only
+# JSON's escapes), so `$parse` of it cannot raise. `\x5C` is a backslash and `\x2F` a slash: JSONata finds the end of
+# a regular expression by counting brackets not preceded by a backslash, and a slash would end it.
+_JSON_STRING_BODY = r'(?:[^"\x5C\u0000-\u001F]|\x5C["\x5C\x2Fbfnrt]|\x5Cu[0-9a-fA-F]{4})*'
+JOB_FAILURE_REASON = (
+    "($error := $states.errorOutput; $found := $error.Error = 'States.TaskFailed' and $type($error.Cause) = 'string' "
+    rf"""? $match($error.Cause, /"FailureReason"\s*:\s*"({_JSON_STRING_BODY})"/, 1); """
+    """$exists($found) ? $parse('"' & $found.groups[0] & '"') : '')"""
+)
+
+
+def _catch(state: str, next_state: str, failure_reason: str = "''") -> list[dict[str, Any]]:
+    """Every error of `state`, with what the failure path reads: the error, the state, the job's FailureReason."""
     return [
         {
             "ErrorEquals": ["States.ALL"],
-            "Assign": {"failure": _expr("$states.errorOutput"), "failedState": state},
+            "Assign": {
+                "failure": _expr("$states.errorOutput"),
+                "failedState": state,
+                "failureReason": _expr(failure_reason),
+            },
             "Next": next_state,
         }
     ]
@@ -400,7 +419,7 @@ def _training_states(spec: PipelineSpec) -> dict[str, Any]:
                 "Arguments": training_job_request(spec),
                 "Output": _result(spec, "$jobName", "null"),
                 "Retry": _transient_retry(),
-                "Catch": _catch("TrainModel", "ShouldRetry"),
+                "Catch": _catch("TrainModel", "ShouldRetry", JOB_FAILURE_REASON),
                 "Next": "ModelReady",
             }
         }
@@ -410,7 +429,7 @@ def _training_states(spec: PipelineSpec) -> dict[str, Any]:
             "Resource": _service(spec, "sagemaker:createHyperParameterTuningJob.sync"),
             "Arguments": tuning_job_request(spec),
             "Retry": _transient_retry(),
-            "Catch": _catch("TuneModel", "ShouldRetry"),
+            "Catch": _catch("TuneModel", "ShouldRetry", JOB_FAILURE_REASON),
             "Next": "FindBestTrainingJob",
         },
         "FindBestTrainingJob": {
@@ -432,33 +451,25 @@ def _training_states(spec: PipelineSpec) -> dict[str, Any]:
     }
 
 
-# The FailureReason of a SageMaker job that failed (its description is the cause), else undefined. Only for the job
-# states, whose `States.TaskFailed` cause is that JSON; a cause of another state may not parse.
-JOB_FAILURE_REASON = (
-    "($failedState in ['TrainModel', 'TuneModel'] and $failure.Error = 'States.TaskFailed' and "
-    "$exists($failure.Cause) and $substring($failure.Cause, 0, 1) = '{' ? $parse($failure.Cause).FailureReason)"
-)
-
-
 def _failure_states(spec: PipelineSpec) -> dict[str, Any]:
     retryable = " or ".join(
         [
             f"$failure.Error in {_js_list(RETRYABLE_ERRORS)}",
-            f"($exists($reason) ? $contains($reason, {CAPACITY_FAILURE_REASON}) : false)",
+            f"$contains($failureReason, {CAPACITY_FAILURE_REASON})",
         ]
     )
     delay = f"$round($min([{FIRST_RETRY_DELAY_S} * $power(2, $attempt - 1), {MAX_RETRY_DELAY_S}]))"
     message = (
-        f"($reason := {JOB_FAILURE_REASON}; $string({{'execution': $states.context.Execution.Id, 'job': $jobName, "
-        "'attempts': $attempt, 'state': $failedState, 'error': $failure.Error, 'failure_reason': $reason, "
-        "'cause': $failure.Cause}))"
+        "$string({'execution': $states.context.Execution.Id, 'job': $jobName, 'attempts': $attempt, "
+        "'state': $failedState, 'error': $failure.Error, 'failure_reason': ($failureReason != '' ? $failureReason), "
+        "'cause': $failure.Cause})"
     )
     # The execution's error says the pipeline failed; its cause says where and why, then the original cause whole.
     cause = (
-        f"($reason := {JOB_FAILURE_REASON}; $substring($failedState & ' failed with ' & $failure.Error & ' (job ' & "
-        "$jobName & ', attempt ' & $attempt & ')' & ($exists($reason) ? ': ' & $reason : '') & "
+        "$substring($failedState & ' failed with ' & $failure.Error & ' (job ' & $jobName & ', attempt ' & $attempt & "
+        "')' & ($failureReason != '' ? ': ' & $failureReason : '') & "
         "($exists($failure.Cause) and $failure.Cause != '' ? ' | cause: ' & $failure.Cause : ''), "
-        f"0, {MAX_CAUSE_CHARS}))"
+        f"0, {MAX_CAUSE_CHARS})"
     )
     return {
         "ShouldRetry": {
@@ -467,9 +478,7 @@ def _failure_states(spec: PipelineSpec) -> dict[str, Any]:
             "a wait; anything else fails.",
             "Choices": [
                 {
-                    "Condition": _expr(
-                        f"($reason := {JOB_FAILURE_REASON}; $attempt < {MAX_ATTEMPTS} and ({retryable}))"
-                    ),
+                    "Condition": _expr(f"$attempt < {MAX_ATTEMPTS} and ({retryable})"),
                     "Next": "WaitBeforeRetry",
                 }
             ],

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from fakes.moto_server import list_keys
-from fakes.stepfunctions import ApiError, JobOutcome, StepFunctions, capacity_failure
+from fakes.stepfunctions import CAUSE_CHARS, ApiError, JobOutcome, StepFunctions, capacity_failure
 from lambdas.dataset_prep.errors import ChecksumError
 from lambdas.stop_executions.handler import job_base_name
 from tests.pipeline.conftest import BUCKET, Account, Runner
@@ -296,6 +296,31 @@ def test_an_algorithm_error_that_names_a_capacity_error_later_is_not_retried(
     assert execution.states == [*HAPPY[:4], *FAILED_AFTER_TRAINING]
     assert sf.clock.waits == []
     assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
+
+
+def test_a_job_description_cut_short_of_json_is_still_notified_and_fails_with_the_projects_error(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    # A long job's status transitions make its description longer than a cause may be: the cause is cut, no
+    # longer JSON, and reading its FailureReason must not raise (an expression that raises ends the execution there).
+    reason = 'AlgorithmError: ExecuteUserScriptError: ExitCode 137 ErrorMessage "Killed"'
+    spot_restarts = tuple(
+        (status, f"{message} (spot interruption {n})")
+        for n in range(300)
+        for status, message in (("Interrupted", "Spot instance interrupted"), ("Training", "Training in progress."))
+    )
+    sf.sagemaker.outcomes.append(JobOutcome.failed(reason, (*spot_restarts, ("Failed", "Training job failed"))))
+    execution = run({}, name="cut-cause")
+    job = "legal-gptj-cut-cause"
+    assert job_names(sf) == [job]
+    (cause,) = [e["taskFailedEventDetails"]["cause"] for e in execution.history if "taskFailedEventDetails" in e]
+    assert len(cause) == CAUSE_CHARS and cause.startswith("{")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cause)
+    assert execution.states == [*HAPPY[:4], *FAILED_AFTER_TRAINING]
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    assert str(execution.cause).startswith(f"TrainModel failed with States.TaskFailed (job {job}, attempt 1): {reason}")
     assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
 
 
