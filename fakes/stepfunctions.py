@@ -29,7 +29,8 @@ What is stood in, because the interpreter lacks it (each the smallest piece that
 * SageMaker's jobs: moto's are Completed the moment they are created, and its training jobs reuse names freely.
   `SageMaker` gives each job a life: created InProgress, then the outcome a test scripts (`JobOutcome`) or that a
   `JobRunner` (the rehearsal's training container) produces; a second job of the same name is refused with
-  ResourceInUse; scripted API errors (throttling, account limits) are returned by botocore's own error path.
+  ResourceInUse (in the region of the first); scripted API errors (throttling, account limits) are returned by
+  botocore's own error path.
 * SageMaker's training platform, for `make rehearse`: `TrainingContainer` runs a CreateTrainingJob request's script
   on this machine with the environment and arguments the SageMaker training toolkit would give it.
 * Lambda's runtime: moto runs functions in Docker, which these machines lack. `LambdaRuntime` calls the function's
@@ -51,6 +52,7 @@ limits other than moto's, and the error name of an expression the engine cannot 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -69,6 +71,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import botocore.session
 from botocore import xform_name
 from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
@@ -335,17 +338,21 @@ class SageMaker:
         """The integration's client (one per region: making a client costs more than a call)."""
         if region not in self._clients:
             client = sagemaker_client(region)
-            client.meta.events.register_first("before-call.sagemaker.*", self.refuse)
+
+            def refuse(model: Any, params: Mapping[str, Any], **_: Any) -> Any:
+                return self.refuse(model, params, region)
+
+            client.meta.events.register_first("before-call.sagemaker.*", refuse)
             self._clients[region] = client
         return self._clients[region]
 
-    def refuse(self, model: Any, params: Mapping[str, Any], **_: Any) -> Any:
+    def refuse(self, model: Any, params: Mapping[str, Any], region: str) -> Any:
         """Called by botocore after it validated the request: SageMaker's refusals, through botocore's own error
         path (the error class and code it would parse from the service's answer)."""
         body = params.get("body") or b"{}"  # serialized by botocore for SageMaker's JSON protocol
         request = json.loads(body)
         self.calls.append((model.name, request))
-        error = self.api_error_for(model.name, request)
+        error = self.api_error_for(model.name, request, region)
         if error is None:
             return None
         http = SimpleNamespace(status_code=error.status, headers={}, content=b"")
@@ -355,14 +362,14 @@ class SageMaker:
     def fail_next(self, operation: str, *errors: ApiError) -> None:
         self.api_errors.setdefault(operation, deque()).extend(errors)
 
-    def api_error_for(self, operation: str, request: Mapping[str, Any]) -> ApiError | None:
+    def api_error_for(self, operation: str, request: Mapping[str, Any], region: str) -> ApiError | None:
         if operation in self.always:
             return self.always[operation]
         queued = self.api_errors.get(operation)
         if queued:
             return queued.popleft()
         name = request.get("TrainingJobName") or request.get("HyperParameterTuningJobName")
-        if operation in CREATE_OPERATIONS and name is not None and self._exists(operation, str(name)):
+        if operation in CREATE_OPERATIONS and name is not None and self._exists(operation, str(name), region):
             kind = "Training job" if operation == "CreateTrainingJob" else "Hyper parameter tuning job"
             return ApiError("ResourceInUse", f"{kind} names must be unique within an AWS account and region, and a "
                             f"{kind.lower()} with this name already exists ({name})")  # fmt: skip
@@ -374,8 +381,8 @@ class SageMaker:
 
         return sagemaker_backends[ACCOUNT][region]
 
-    def _exists(self, operation: str, name: str) -> bool:
-        backend = self.backend()
+    def _exists(self, operation: str, name: str, region: str) -> bool:
+        backend = self.backend(region)
         jobs = backend.training_jobs if operation == "CreateTrainingJob" else backend.hyper_parameter_tuning_jobs
         return name in jobs
 
@@ -567,6 +574,12 @@ def sagemaker_error_name(operation_model: Any, code: str) -> str:
     return "SageMaker.AmazonSageMakerException"
 
 
+@functools.cache
+def _sagemaker_model() -> Any:
+    """botocore's model of SageMaker's API (its operations and their error shapes do not depend on the region)."""
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
 def sagemaker_client(region: str = REGION) -> Any:
     """A client that validates every request against botocore's model and tries each call once."""
     return boto3.client(
@@ -608,7 +621,7 @@ class SageMakerSync(StateTaskServiceCallback):
             request_id = ex.response["ResponseMetadata"].get("RequestId", "")
             status = ex.response["ResponseMetadata"].get("HTTPStatusCode", 400)
         operation = SAGEMAKER_SYNC_OPERATIONS[self.resource.api_action][0]
-        error = sagemaker_error_name(self._client(REGION).meta.service_model.operation_model(operation), code)
+        error = sagemaker_error_name(_sagemaker_model().operation_model(operation), code)
         cause = (
             f"{message} (Service: AmazonSageMaker; Status Code: {status}; Error Code: {code}; "
             f"Request ID: {request_id}; Proxy: null)"

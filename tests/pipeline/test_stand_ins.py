@@ -51,3 +51,26 @@ def test_a_request_botocore_rejects_is_the_services_validation_error(account: Ac
     assert "Error Code: ValidationException" in str(execution.cause)
     assert "ResourceConfig.VolumeSizeInGB" in str(execution.cause)
     account.notifications()
+
+
+def _minimal_training_job(name: str, role_arn: str) -> dict[str, Any]:
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": "image", "TrainingInputMode": "File"},
+        "RoleArn": role_arn,
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/models/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
+
+
+@pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
+def test_a_second_job_of_a_name_is_refused_in_the_region_of_the_first(
+    account: Account, sf: StepFunctions, region: str
+) -> None:
+    client = sf.sagemaker.client(region)
+    request = _minimal_training_job(f"legal-gptj-twice-{region}", account.role_arn)
+    client.create_training_job(**request)
+    with pytest.raises(client.exceptions.ResourceInUse):
+        client.create_training_job(**request)
+    assert [operation for operation, _ in sf.sagemaker.calls] == ["CreateTrainingJob"] * 2
