@@ -29,14 +29,17 @@ What is stood in, because the interpreter lacks it (each the smallest piece that
 * SageMaker's jobs: moto's are Completed the moment they are created, and its training jobs reuse names freely.
   `SageMaker` gives each job a life: created InProgress, then the outcome a test scripts (`JobOutcome`) or that a
   `JobRunner` (the rehearsal's training container) produces; a second job of the same name is refused with
-  ResourceInUse (in the region of the first); scripted API errors (throttling, account limits) are returned by
-  botocore's own error path.
+  ResourceInUse (in the region of the first); scripted API errors (throttling, account limits, 5xx) are returned by
+  botocore's own error path, and one marked `created` makes the job first, as a create that timed out or failed on
+  its way back would have. Such a job, which no `.sync` task waits for, runs until as many Wait states as its
+  outcome says (one, unless told otherwise) have passed, then ends with that outcome.
 * SageMaker's training platform, for `make rehearse`: `TrainingContainer` runs a CreateTrainingJob request's script
   on this machine with the environment and arguments the SageMaker training toolkit would give it.
 * Lambda's runtime: moto runs functions in Docker, which these machines lack. `LambdaRuntime` calls the function's
   Python handler in-process, with the function's environment variables, and answers as Lambda's Python runtime
   does (a raised exception is a function error whose `errorType` names the exception).
-* Time: Wait states and Retry intervals are recorded in `Clock`, not slept.
+* Time: Wait states and Retry intervals are recorded in `Clock`, not slept (a Wait state is the time in which the
+  jobs above run).
 
 Left as moto has it: its refusal of a bare `$` anywhere in an expression (Step Functions forbids it only at the top
 level; the definition uses none, so moto's stricter rule costs nothing and would fail an execution that used one),
@@ -270,6 +273,9 @@ class JobOutcome:
     # Tuning jobs: the best training job's number (its name is `<tuning job>-NNN-<8 hex>`) and objective value.
     best_job_number: int = 1
     best_objective: float = 1.5
+    # A job that no `.sync` task waits for (its create call answered an error after making it) ends when this many
+    # Wait states have passed since it was created.
+    waits: int = 1
 
     @classmethod
     def failed(cls, failure_reason: str, transitions: tuple[tuple[str, str], ...]) -> JobOutcome:
@@ -292,10 +298,22 @@ class ApiError:
     code: str
     message: str
     status: int = 400
+    # The service made the job before it answered the error (a 5xx or a timeout after the create went through).
+    created: bool = False
 
     @classmethod
     def throttling(cls) -> ApiError:
         return cls("ThrottlingException", "Rate exceeded")
+
+    @classmethod
+    def internal_failure(cls, *, created: bool = False) -> ApiError:
+        return cls("InternalFailure", "We encountered an internal error. Please try again.", 500, created)
+
+    @classmethod
+    def throttling_after_create(cls) -> ApiError:
+        """Throttling answered although the job was made: e.g. a create that timed out after it went through, whose
+        repetition by the integration's own HTTP retries was throttled (not observed; scripted by the tests)."""
+        return cls("ThrottlingException", "Rate exceeded", 400, created=True)
 
     @classmethod
     def resource_limit(cls) -> ApiError:
@@ -323,16 +341,23 @@ class SageMaker:
     # Every call botocore validated and sent, refused ones included: (operation, request).
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
+    # Jobs made by a create call that answered an error, which no `.sync` task waits for: (operation, name,
+    # region) -> [the request, its outcome, the Wait states still to pass].
+    unwatched: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
+
     _clients: dict[str, Any] = field(default_factory=dict)
+    _plain_clients: dict[str, Any] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.outcomes.clear()
         self.api_errors.clear()
         self.always.clear()
         self.calls.clear()
+        self.unwatched.clear()
 
     def forget_clients(self) -> None:
         self._clients.clear()
+        self._plain_clients.clear()
 
     def client(self, region: str) -> Any:
         """The integration's client (one per region: making a client costs more than a call)."""
@@ -355,6 +380,8 @@ class SageMaker:
         error = self.api_error_for(model.name, request, region)
         if error is None:
             return None
+        if error.created and model.name in CREATE_OPERATIONS:
+            self._create_unwatched(model.name, request, region)
         http = SimpleNamespace(status_code=error.status, headers={}, content=b"")
         metadata = {"HTTPStatusCode": error.status, "RequestId": str(uuid.uuid4())}
         return http, {"Error": {"Code": error.code, "Message": error.message}, "ResponseMetadata": metadata}
@@ -386,6 +413,24 @@ class SageMaker:
         jobs = backend.training_jobs if operation == "CreateTrainingJob" else backend.hyper_parameter_tuning_jobs
         return name in jobs
 
+    def _create_unwatched(self, operation: str, request: dict[str, Any], region: str) -> None:
+        """The job the call made before its error, created in moto (by a client without these refusals)."""
+        if region not in self._plain_clients:
+            self._plain_clients[region] = sagemaker_client(region)
+        getattr(self._plain_clients[region], xform_name(operation))(**request)
+        name = str(request.get("TrainingJobName") or request["HyperParameterTuningJobName"])
+        self.start_job(operation, name, region)
+        outcome = self.next_outcome(name, request, operation)
+        self.unwatched[(operation, name, region)] = [request, outcome, outcome.waits]
+
+    def time_passes(self) -> None:
+        """A Wait state passed: the unwatched jobs whose time has come end with their outcome."""
+        for (operation, name, region), job in list(self.unwatched.items()):
+            job[2] -= 1
+            if job[2] <= 0:
+                del self.unwatched[(operation, name, region)]
+                self.end_job(operation, name, job[0], region, job[1])
+
     def next_outcome(self, name: str, request: Mapping[str, Any], operation: str) -> JobOutcome:
         if self.outcomes:
             return self.outcomes.popleft()
@@ -403,7 +448,10 @@ class SageMaker:
             backend.hyper_parameter_tuning_jobs[name].hyper_parameter_tuning_job_status = "InProgress"
 
     def finish_job(self, operation: str, name: str, request: Mapping[str, Any], region: str) -> None:
-        outcome = self.next_outcome(name, request, operation)
+        """A job a `.sync` task waits for ends with the next outcome."""
+        self.end_job(operation, name, request, region, self.next_outcome(name, request, operation))
+
+    def end_job(self, operation: str, name: str, request: Mapping[str, Any], region: str, outcome: JobOutcome) -> None:
         backend = self.backend(region)
         if operation == "CreateTrainingJob":
             job = backend.training_jobs[name]
@@ -849,6 +897,7 @@ class StepFunctions:
 
         def record_wait(_wait: Any, env: Any, wait_seconds: int) -> None:
             clock.waits.append(wait_seconds)
+            sagemaker.time_passes()
 
         enter(mock.patch.object(WaitFunction, "_wait_interval", record_wait))
         enter(mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.retry_intervals.append)))

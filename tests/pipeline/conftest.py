@@ -25,12 +25,13 @@ from stacks.constructs import training_definition as td
 
 BUCKET = "legal-gptj-data"
 SOURCE_URI = f"s3://cdk-hnb659fds-assets-{ACCOUNT}-{REGION}/{'ab' * 32}.gz"
-# The variants issue 11 names: the deployed settings with one change each.
+# The variants issue 11 names, and one with a short stopping condition: the deployed settings with one change each.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "spot": {"use_spot": True},
     "tuning": {"tuning_enabled": True},
     "lora": {"method": "lora"},
+    "short": {"max_run_seconds": 3600},  # a job that may run an hour: the existing-job states give up sooner
 }
 
 
@@ -83,6 +84,18 @@ class Account:
         for message in received:
             sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return [json.loads(m["Body"]) for m in received]
+
+
+def minimal_training_job(name: str, role_arn: str) -> dict[str, Any]:
+    """A CreateTrainingJob request with the required members only."""
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": "image", "TrainingInputMode": "File"},
+        "RoleArn": role_arn,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
 
 
 def _zip() -> bytes:

@@ -27,6 +27,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("sagemaker", "createTrainingJob.sync"): ("sagemaker", "CreateTrainingJob"),
     ("sagemaker", "createHyperParameterTuningJob.sync"): ("sagemaker", "CreateHyperParameterTuningJob"),
     ("aws-sdk:sagemaker", "describeHyperParameterTuningJob"): ("sagemaker", "DescribeHyperParameterTuningJob"),
+    ("aws-sdk:sagemaker", "describeTrainingJob"): ("sagemaker", "DescribeTrainingJob"),
 }
 
 

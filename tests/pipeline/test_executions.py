@@ -13,10 +13,11 @@ from typing import Any
 import pytest
 
 from fakes.moto_server import list_keys
-from fakes.stepfunctions import CAUSE_CHARS, ApiError, JobOutcome, StepFunctions, capacity_failure
+from fakes.stepfunctions import CAUSE_CHARS, ApiError, Execution, JobOutcome, StepFunctions, capacity_failure
 from lambdas.dataset_prep.errors import ChecksumError
 from lambdas.stop_executions.handler import job_base_name
-from tests.pipeline.conftest import BUCKET, Account, Runner
+from stacks.constructs import training_definition as td
+from tests.pipeline.conftest import BUCKET, REGION, Account, Runner, minimal_training_job
 
 HAPPY = ["ReadInput", "ValidateInput", "PrepareDataset", "TrainModel", "ModelReady"]
 FAILED_AFTER_TRAINING = ["ShouldRetry", "NotifyFailure", "TrainingFailed"]
@@ -337,6 +338,122 @@ def test_a_failed_prep_is_notified_and_fails_without_a_job(run: Runner, sf: Step
     )
     assert json.loads(cause.split(" | cause: ", 1)[1])["errorType"] == "ChecksumError"
     assert "failure_reason" not in assert_notified_once(account, "legal-gptj-bad-archive", "ChecksumError")
+
+
+# ---------------------------------------------------------------- a job made by a create call that answered an error
+
+ADOPTED = [*HAPPY[:4], "ShouldRetry", "DescribeExistingJob", "ExistingJobStatus", "WaitForExistingJob",
+           "DescribeExistingJob", "ExistingJobStatus"]  # fmt: skip
+
+
+def describe_requests(execution: Execution, operation: str = "describeTrainingJob") -> list[dict[str, Any]]:
+    return execution.requests(operation)
+
+
+@pytest.mark.parametrize("error", [ApiError.internal_failure(created=True), ApiError.throttling_after_create()])
+def test_a_job_made_by_a_create_that_answered_an_error_is_waited_for(
+    run: Runner, sf: StepFunctions, account: Account, error: ApiError
+) -> None:
+    # The first try made the job, then answered a transient error; the retry in place sends the same name.
+    sf.sagemaker.fail_next("CreateTrainingJob", error)
+    execution = run({}, name=f"made-anyway-{error.status}")
+    job = f"legal-gptj-made-anyway-{error.status}"
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert job_names(sf) == [job, job]
+    assert execution.task_errors() == ["SageMaker.AmazonSageMakerException", "SageMaker.ResourceInUseException"]
+    assert execution.states == [*ADOPTED, "ModelReady"]  # InProgress, a wait, Completed
+    assert describe_requests(execution) == [{"TrainingJobName": job}] * 2
+    assert sf.clock.waits == [td.EXISTING_JOB_POLL_S]
+    # As the `.sync` task would have ended: the same output.
+    assert execution.output == {
+        "training_job_name": job,
+        "tuning_job_name": None,
+        "model_s3_uri": model_uri(job),
+        "dataset_id": execution.output["dataset_id"],
+        "manifest_uri": execution.output["manifest_uri"],
+        "attempts": 1,
+    }
+    assert sf.client("sagemaker").describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Completed"
+    assert account.notifications() == []
+
+
+def test_a_job_made_anyway_that_fails_for_capacity_gets_a_new_attempt(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    sf.sagemaker.fail_next("CreateTrainingJob", ApiError.internal_failure(created=True))
+    sf.sagemaker.outcomes.extend([capacity_failure(), JobOutcome()])
+    execution = run({}, name="anyway-capacity")
+    base = "legal-gptj-anyway-capacity"
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.states == [*ADOPTED, "ShouldRetry", "WaitBeforeRetry", "TrainModel", "ModelReady"]
+    assert job_names(sf) == [base, base, f"{base}-r2"]
+    assert sf.clock.waits == [td.EXISTING_JOB_POLL_S, 600]
+    assert execution.output["training_job_name"] == f"{base}-r2" and execution.output["attempts"] == 2
+    assert account.notifications() == []
+
+
+def test_a_job_made_anyway_that_fails_is_notified_as_the_job_states_failure(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    reason = "AlgorithmError: ExecuteUserScriptError: ExitCode 1"
+    sf.sagemaker.fail_next("CreateTrainingJob", ApiError.internal_failure(created=True))
+    sf.sagemaker.outcomes.append(JobOutcome.failed(reason, (("Failed", "Training job failed"),)))
+    execution = run({}, name="anyway-broken")
+    job = "legal-gptj-anyway-broken"
+    assert execution.states == [*ADOPTED, *FAILED_AFTER_TRAINING]
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    cause = str(execution.cause)
+    assert cause.startswith(f"TrainModel failed with States.TaskFailed (job {job}, attempt 1): {reason} | cause: ")
+    assert json.loads(cause.split(" | cause: ", 1)[1])["TrainingJobStatus"] == "Failed"
+    assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
+
+
+def test_a_job_made_anyway_that_outlasts_its_stopping_condition_is_notified_with_how_to_stop_it(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    sf.sagemaker.fail_next("CreateTrainingJob", ApiError.internal_failure(created=True))
+    sf.sagemaker.outcomes.append(JobOutcome(waits=10**6))  # a job stuck in InProgress (or Stopping)
+    execution = run({}, variant="short", name="anyway-stuck")
+    job = "legal-gptj-anyway-stuck"
+    polls = td.existing_job_polls(account.pipeline("short").settings)
+    assert polls == 24  # (an hour of run time + an hour) / 5 minutes
+    assert len(describe_requests(execution)) == polls and sf.clock.waits == [td.EXISTING_JOB_POLL_S] * (polls - 1)
+    assert execution.states[-3:] == ["ExistingJobStatus", "NotifyFailure", "TrainingFailed"]
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    message = assert_notified_once(account, job, "JobStillRunning")
+    assert message["cause"].endswith(f"still runs after {polls} descriptions 300 s apart; stop it: "
+                                     f"aws sagemaker stop-training-job --training-job-name {job}")  # fmt: skip
+    assert sf.client("sagemaker").describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "InProgress"
+
+
+def test_a_name_taken_by_a_job_this_execution_did_not_make_is_not_waited_for(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    # ResourceInUse at the first try: the name was taken before (not by an earlier try of this create call).
+    job = "legal-gptj-name-taken"
+    sf.sagemaker.client(REGION).create_training_job(**minimal_training_job(job, account.role_arn))
+    sf.sagemaker.calls.clear()
+    execution = run({}, name="name-taken")
+    assert job_names(sf) == [job]
+    assert execution.task_errors() == ["SageMaker.ResourceInUseException"]
+    assert execution.states == [*HAPPY[:4], *FAILED_AFTER_TRAINING]
+    assert describe_requests(execution) == []
+    assert_notified_once(account, job, "SageMaker.ResourceInUseException")
+
+
+def test_a_tuning_job_made_by_a_create_that_answered_an_error_is_waited_for(run: Runner, sf: StepFunctions) -> None:
+    sf.sagemaker.fail_next("CreateHyperParameterTuningJob", ApiError.internal_failure(created=True))
+    execution = run({}, variant="tuning", name="tune-anyway")
+    tuning = "legal-gptj-tune-anyway"
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert [r["HyperParameterTuningJobName"] for r in created(sf, "CreateHyperParameterTuningJob")] == [tuning] * 2
+    states = [s.replace("TrainModel", "TuneModel") for s in ADOPTED]
+    assert execution.states == [*states, "FindBestTrainingJob", "ModelReady"]
+    assert (
+        describe_requests(execution, "describeHyperParameterTuningJob") == [{"HyperParameterTuningJobName": tuning}] * 3
+    )  # twice while waiting, then FindBestTrainingJob
+    assert execution.output["tuning_job_name"] == tuning
+    assert execution.output["training_job_name"].startswith(f"{tuning}-001-")
 
 
 # ---------------------------------------------------------------- job names

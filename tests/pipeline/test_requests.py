@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from fakes.stepfunctions import JobOutcome, StepFunctions, capacity_failure
+from fakes.stepfunctions import ApiError, JobOutcome, StepFunctions, capacity_failure
 from tests.pipeline.conftest import VARIANTS, Account
 from tests.pipeline.request_model import OPERATIONS, operation_for, problems
 
@@ -33,21 +33,28 @@ def task_resources(definition: dict[str, Any]) -> set[tuple[str, str]]:
 @pytest.fixture(scope="module")
 def requests(account: Account) -> list[Request]:
     """The requests of executions that reach every Task state of every variant: successes with and without
-    overrides, a retry under a new name, and failures that publish."""
+    overrides, a retry under a new name, a job made by a create call that answered an error, and failures that
+    publish."""
     sf: StepFunctions = account.interpreter
-    scripts: list[tuple[str, Any, list[JobOutcome]]] = [
-        ("default", {}, []),
-        ("default", {"doc_count": 3, "epochs": 2, "method": "lora"}, []),
-        ("default", {}, [ALGORITHM_ERROR]),
-        ("spot", {}, [capacity_failure(), JobOutcome()]),
-        ("tuning", {"epochs": 1}, []),
-        ("tuning", {}, [ALGORITHM_ERROR]),
-        ("lora", {}, []),
+    made_anyway = {"CreateTrainingJob": ApiError.internal_failure(created=True)}
+    scripts: list[tuple[str, Any, list[JobOutcome], dict[str, ApiError]]] = [
+        ("default", {}, [], {}),
+        ("default", {"doc_count": 3, "epochs": 2, "method": "lora"}, [], {}),
+        ("default", {}, [ALGORITHM_ERROR], {}),
+        ("default", {}, [], made_anyway),
+        ("spot", {}, [capacity_failure(), JobOutcome()], {}),
+        ("tuning", {"epochs": 1}, [], {}),
+        ("tuning", {}, [ALGORITHM_ERROR], {}),
+        ("tuning", {}, [], {"CreateHyperParameterTuningJob": ApiError.internal_failure(created=True)}),
+        ("lora", {}, [], {}),
+        ("short", {}, [], made_anyway),
     ]
     made: list[Request] = []
-    for variant, execution_input, outcomes in scripts:
+    for variant, execution_input, outcomes, errors in scripts:
         sf.sagemaker.clear()
         sf.sagemaker.outcomes.extend(outcomes)
+        for operation, error in errors.items():
+            sf.sagemaker.fail_next(operation, error)
         execution = sf.run(account.pipeline(variant).arn, execution_input)
         made += execution.tasks
     sf.sagemaker.clear()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fakes.stepfunctions import JsonataEngine, StepFunctions, sagemaker_client, sagemaker_error_name
-from tests.pipeline.conftest import Account
+from tests.pipeline.conftest import Account, minimal_training_job
 
 
 def test_the_engine_is_the_pinned_jsonata_on_the_virtualenvs_node(engine: JsonataEngine) -> None:
@@ -53,23 +53,12 @@ def test_a_request_botocore_rejects_is_the_services_validation_error(account: Ac
     account.notifications()
 
 
-def _minimal_training_job(name: str, role_arn: str) -> dict[str, Any]:
-    return {
-        "TrainingJobName": name,
-        "AlgorithmSpecification": {"TrainingImage": "image", "TrainingInputMode": "File"},
-        "RoleArn": role_arn,
-        "OutputDataConfig": {"S3OutputPath": "s3://bucket/models/"},
-        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
-        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
-    }
-
-
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-1"])
 def test_a_second_job_of_a_name_is_refused_in_the_region_of_the_first(
     account: Account, sf: StepFunctions, region: str
 ) -> None:
     client = sf.sagemaker.client(region)
-    request = _minimal_training_job(f"legal-gptj-twice-{region}", account.role_arn)
+    request = minimal_training_job(f"legal-gptj-twice-{region}", account.role_arn)
     client.create_training_job(**request)
     with pytest.raises(client.exceptions.ResourceInUse):
         client.create_training_job(**request)
