@@ -489,7 +489,7 @@ class SageMaker:
             "TuningJobName": name,
             "CreationTime": tuning.creation_time,
             "TrainingJobStatus": "Completed",
-            "TunedHyperParameters": {"learning_rate": "3.1e-05"},
+            "TunedHyperParameters": tuned_hyperparameters(request["HyperParameterTuningJobConfig"]["ParameterRanges"]),
             "FinalHyperParameterTuningJobObjectiveMetric": {
                 "Type": "Minimize",
                 "MetricName": request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"][
@@ -501,6 +501,22 @@ class SageMaker:
         }
         tuning.best_training_job = best if completed else None
         tuning.OverallBestTrainingJob = best if completed else None
+
+
+def tuned_hyperparameters(ranges: Mapping[str, Any]) -> dict[str, str]:
+    """A value inside each of a tuning request's ranges, as a tuning job reports its best training job's: the middle
+    of a continuous or integer range (on its scale), a categorical range's first value."""
+    import math
+
+    tuned: dict[str, str] = {}
+    for kind, convert in (("ContinuousParameterRanges", float), ("IntegerParameterRanges", int)):
+        for item in ranges.get(kind, []):
+            low, high = float(item["MinValue"]), float(item["MaxValue"])
+            middle = math.sqrt(low * high) if item.get("ScalingType") == "Logarithmic" else (low + high) / 2
+            tuned[item["Name"]] = str(convert(middle) if convert is float else round(middle))
+    for item in ranges.get("CategoricalParameterRanges", []):
+        tuned[item["Name"]] = str(item["Values"][0])
+    return tuned
 
 
 @dataclass

@@ -8,6 +8,7 @@ not slept. Execution names are unique per test: moto keeps jobs and executions f
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
@@ -168,6 +169,16 @@ def test_tuning_reports_the_best_training_jobs_model(run: Runner, sf: StepFuncti
     assert best.startswith(f"{tuning}-002-") and len(best) == len(tuning) + 13
     assert execution.output["tuning_job_name"] == tuning
     assert execution.output["model_s3_uri"] == model_uri(best)
+    # The best job's learning rate lies in the range the request searched (its middle on the log scale).
+    (searched,) = request["HyperParameterTuningJobConfig"]["ParameterRanges"]["ContinuousParameterRanges"]
+    described = sf.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning)
+    tuned = described["BestTrainingJob"]["TunedHyperParameters"]
+    assert tuned.keys() == {searched["Name"]} == {"learning_rate"}
+    low, high = float(searched["MinValue"]), float(searched["MaxValue"])
+    assert (
+        float(tuned["learning_rate"]) == pytest.approx(math.sqrt(low * high))
+        and low < float(tuned["learning_rate"]) < high
+    )
 
 
 # ---------------------------------------------------------------- capacity
