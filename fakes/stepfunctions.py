@@ -519,6 +519,48 @@ def tuned_hyperparameters(ranges: Mapping[str, Any]) -> dict[str, str]:
     return tuned
 
 
+# The SageMaker training toolkit's own hyperparameters (aws/sagemaker-training-toolkit, src/sagemaker_training/
+# params.py SAGEMAKER_HYPERPARAMETERS, besides every name starting with `sagemaker_`): never the script's arguments.
+TOOLKIT_HYPERPARAMETERS = frozenset({"_tuning_objective_metric", "default_user_module_name"})
+
+
+def toolkit_hyperparameters(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
+    """The script's hyperparameters as the toolkit reads them (environment.py `read_hyperparameters` and `Env`): each
+    value JSON-decoded where it is JSON (`"3"` is 3, `"2E-5"` 2e-05, `"true"` True), else kept as the string; its own
+    ones left out."""
+    decoded: dict[str, Any] = {}
+    for name, value in hyperparameters.items():
+        if name.startswith("sagemaker_") or name in TOOLKIT_HYPERPARAMETERS:
+            continue
+        try:
+            decoded[name] = json.loads(value)
+        except ValueError:
+            decoded[name] = value
+    return decoded
+
+
+def toolkit_arguments(hyperparameters: Mapping[str, Any]) -> list[str]:
+    """The command line the toolkit gives the script (mapping.py `to_cmd_args`): the names sorted, `--name` (`-n` for
+    a one-letter name), the value as `str()` writes it (so True is `True`, 2e-05 `2e-05`), a mapping as
+    `key=value,...` sorted, None as ''."""
+
+    def value_of(value: Any) -> str:
+        if isinstance(value, Mapping):
+            return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        return "" if value is None else str(value)
+
+    return [
+        item
+        for name in sorted(hyperparameters)
+        for item in (f"--{name}" if len(name) > 1 else f"-{name}", value_of(hyperparameters[name]))
+    ]
+
+
+def _toolkit_json(value: Any) -> str:
+    # mapping.py `to_env_vars`: what is not a string is written as sorted, compact, ASCII JSON.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 @dataclass
 class TrainingContainer:
     """SageMaker's training platform for one CreateTrainingJob request, on this machine (a `JobRunner`): what the
@@ -529,8 +571,8 @@ class TrainingContainer:
       prefix; `sagemaker_submit_directory` (a tar.gz in S3) is extracted into `code/`.
     * The entry point `sagemaker_program` runs from `code/` with the toolkit's environment (SM_CHANNEL_<NAME>,
       SM_CHANNELS, SM_HPS, SM_MODEL_DIR, SM_OUTPUT_DATA_DIR, SM_HOSTS, SM_CURRENT_HOST, SM_NUM_GPUS=0,
-      TRAINING_JOB_NAME) and the toolkit's arguments: `--name value` for every hyperparameter not starting with
-      `sagemaker_`, so an argument the script does not accept fails the job as it would on SageMaker.
+      SM_HP_<NAME>, TRAINING_JOB_NAME) and the toolkit's arguments (`toolkit_arguments`), so an argument the script
+      does not accept fails the job as it would on SageMaker.
     * Exit 0: `model/` is uploaded to `<S3OutputPath><job>/output/model/` (CompressionType NONE) and the job is
       Completed; otherwise it Failed with `AlgorithmError: ExecuteUserScriptError: ...` and the log's last lines.
 
@@ -562,9 +604,10 @@ class TrainingContainer:
         with tarfile.open(fileobj=s3.get_object(Bucket=bucket, Key=key)["Body"], mode="r|gz") as tar:
             tar.extractall(code, filter="data")
         user = {
-            k: v.replace("/opt/ml", str(opt_ml)) for k, v in hyperparameters.items() if not k.startswith("sagemaker_")
+            name: value.replace("/opt/ml", str(opt_ml)) if isinstance(value, str) else value
+            for name, value in toolkit_hyperparameters(hyperparameters).items()
         }
-        argv = [item for name, value in user.items() for item in (f"--{name}", value)]
+        argv = toolkit_arguments(user)
         model_dir, output_dir = opt_ml / "model", opt_ml / "output" / "data"
         model_dir.mkdir(parents=True)
         output_dir.mkdir(parents=True)
@@ -572,8 +615,9 @@ class TrainingContainer:
             **{k: v for k, v in os.environ.items() if not k.startswith(("SM_", "AWS_"))},
             **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
             "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_HPS": json.dumps(user),
-            "SM_USER_ARGS": json.dumps(argv),
+            "SM_HPS": _toolkit_json(user),
+            "SM_USER_ARGS": _toolkit_json(argv),
+            **{f"SM_HP_{name.upper()}": v if isinstance(v, str) else _toolkit_json(v) for name, v in user.items()},
             "SM_MODEL_DIR": str(model_dir),
             "SM_OUTPUT_DATA_DIR": str(output_dir),
             "SM_HOSTS": json.dumps(["algo-1"]),
