@@ -18,27 +18,33 @@ What is stood in, because the interpreter lacks it (each the smallest piece that
   expressions moto composes, unchanged, in the node child.
 * `$hash`: Step Functions adds it to JSONata (MD5, SHA-1, SHA-256, SHA-384, SHA-512, hexadecimal); moto declares a
   placeholder that returns a string. The node child defines it with node's crypto, over the UTF-8 bytes.
-* A bare `$`: JSONata's context value, which Step Functions forbids at the top level of an expression (there is no
-  input document; a top-level `$` evaluates to nothing here too, so moto's "returned nothing" check still fails it).
-  moto refuses it anywhere, `[$ in ...]` predicates included; only `$$` stays refused.
 * String variables: moto writes them into the composed expression between double quotes without escaping, so a
   value holding `"` or `\\` breaks the expression; they are written as JSON strings instead.
 * SageMaker's optimized integration with `.sync` (createTrainingJob, createHyperParameterTuningJob): moto only
   forwards the call. `SageMakerSync` sends the request through boto3 to moto's SageMaker backend, waits for the
   job as Step Functions does and reports as Step Functions does: a job that ends Failed or Stopped as
-  `States.TaskFailed` with the job's description (JSON) as the cause; an API error as `SageMaker.<modelled error
-  shape>Exception` for the shapes botocore models for the operation, `SageMaker.AmazonSageMakerException` for the
-  rest (throttling included; DESIGN.md §6).
+  `States.TaskFailed` with the job's description (JSON, cut at the 32,768 characters of a cause) as the cause; an
+  API error as `SageMaker.<modelled error shape>Exception` for the shapes botocore models for the operation,
+  `SageMaker.AmazonSageMakerException` for the rest (throttling included; DESIGN.md §6).
 * SageMaker's jobs: moto's are Completed the moment they are created, and its training jobs reuse names freely.
   `SageMaker` gives each job a life: created InProgress, then the outcome a test scripts (`JobOutcome`) or that a
   `JobRunner` (the rehearsal's training container) produces; a second job of the same name is refused with
-  ResourceInUse; scripted API errors (throttling, account limits) are returned by botocore's own error path.
+  ResourceInUse (in the region of the first); scripted API errors (throttling, account limits, 5xx) are returned by
+  botocore's own error path, and one marked `created` makes the job first, as a create that timed out or failed on
+  its way back would have. Such a job, which no `.sync` task waits for, runs until as many Wait states as its
+  outcome says (one, unless told otherwise) have passed, then ends with that outcome.
 * SageMaker's training platform, for `make rehearse`: `TrainingContainer` runs a CreateTrainingJob request's script
   on this machine with the environment and arguments the SageMaker training toolkit would give it.
 * Lambda's runtime: moto runs functions in Docker, which these machines lack. `LambdaRuntime` calls the function's
   Python handler in-process, with the function's environment variables, and answers as Lambda's Python runtime
   does (a raised exception is a function error whose `errorType` names the exception).
-* Time: Wait states and Retry intervals are recorded in `Clock`, not slept.
+* Time: Wait states and Retry intervals are recorded in `Clock`, not slept (a Wait state is the time in which the
+  jobs above run).
+
+Left as moto has it: its refusal of a bare `$` anywhere in an expression (Step Functions forbids it only at the top
+level; the definition uses none, so moto's stricter rule costs nothing and would fail an execution that used one),
+and its `$parse`, JSONata's `$eval`, which reads JSON text as Step Functions' `$parse` does (the definition parses
+only a JSON string literal with it).
 
 Not stood in, so not covered: Step Functions' static checks of a definition beyond moto's, IAM, quotas and payload
 limits other than moto's, and the error name of an expression the engine cannot evaluate (moto reports
@@ -49,6 +55,7 @@ limits other than moto's, and the error name of an expression the engine cannot 
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import os
@@ -67,6 +74,7 @@ from typing import Any
 from unittest import mock
 
 import boto3
+import botocore.session
 from botocore import xform_name
 from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
@@ -87,6 +95,10 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
 )
 from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
+
+from config import Settings
+from stacks.constructs.training_definition import PipelineSpec
+from stacks.images import training_image
 
 ROOT = Path(__file__).resolve().parents[1]
 ACCOUNT = "123456789012"  # moto's default account
@@ -238,6 +250,10 @@ class Clock:
 
 
 TERMINAL_STATUSES = ("Completed", "Failed", "Stopped")
+# The history's cause fields hold at most 32,768 characters (Step Functions' API reference, TaskFailedEventDetails);
+# a longer job description is cut there. That the service cuts it, rather than failing the task another way, is
+# assumed: what it does is not documented.
+CAUSE_CHARS = 32768
 CREATE_OPERATIONS = ("CreateTrainingJob", "CreateHyperParameterTuningJob")
 
 
@@ -257,6 +273,9 @@ class JobOutcome:
     # Tuning jobs: the best training job's number (its name is `<tuning job>-NNN-<8 hex>`) and objective value.
     best_job_number: int = 1
     best_objective: float = 1.5
+    # A job that no `.sync` task waits for (its create call answered an error after making it) ends when this many
+    # Wait states have passed since it was created.
+    waits: int = 1
 
     @classmethod
     def failed(cls, failure_reason: str, transitions: tuple[tuple[str, str], ...]) -> JobOutcome:
@@ -279,10 +298,22 @@ class ApiError:
     code: str
     message: str
     status: int = 400
+    # The service made the job before it answered the error (a 5xx or a timeout after the create went through).
+    created: bool = False
 
     @classmethod
     def throttling(cls) -> ApiError:
         return cls("ThrottlingException", "Rate exceeded")
+
+    @classmethod
+    def internal_failure(cls, *, created: bool = False) -> ApiError:
+        return cls("InternalFailure", "We encountered an internal error. Please try again.", 500, created)
+
+    @classmethod
+    def throttling_after_create(cls) -> ApiError:
+        """Throttling answered although the job was made: e.g. a create that timed out after it went through, whose
+        repetition by the integration's own HTTP retries was throttled (not observed; scripted by the tests)."""
+        return cls("ThrottlingException", "Rate exceeded", 400, created=True)
 
     @classmethod
     def resource_limit(cls) -> ApiError:
@@ -310,34 +341,47 @@ class SageMaker:
     # Every call botocore validated and sent, refused ones included: (operation, request).
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
+    # Jobs made by a create call that answered an error, which no `.sync` task waits for: (operation, name,
+    # region) -> [the request, its outcome, the Wait states still to pass].
+    unwatched: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
+
     _clients: dict[str, Any] = field(default_factory=dict)
+    _plain_clients: dict[str, Any] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.outcomes.clear()
         self.api_errors.clear()
         self.always.clear()
         self.calls.clear()
+        self.unwatched.clear()
 
     def forget_clients(self) -> None:
         self._clients.clear()
+        self._plain_clients.clear()
 
     def client(self, region: str) -> Any:
         """The integration's client (one per region: making a client costs more than a call)."""
         if region not in self._clients:
             client = sagemaker_client(region)
-            client.meta.events.register_first("before-call.sagemaker.*", self.refuse)
+
+            def refuse(model: Any, params: Mapping[str, Any], **_: Any) -> Any:
+                return self.refuse(model, params, region)
+
+            client.meta.events.register_first("before-call.sagemaker.*", refuse)
             self._clients[region] = client
         return self._clients[region]
 
-    def refuse(self, model: Any, params: Mapping[str, Any], **_: Any) -> Any:
+    def refuse(self, model: Any, params: Mapping[str, Any], region: str) -> Any:
         """Called by botocore after it validated the request: SageMaker's refusals, through botocore's own error
         path (the error class and code it would parse from the service's answer)."""
         body = params.get("body") or b"{}"  # serialized by botocore for SageMaker's JSON protocol
         request = json.loads(body)
         self.calls.append((model.name, request))
-        error = self.api_error_for(model.name, request)
+        error = self.api_error_for(model.name, request, region)
         if error is None:
             return None
+        if error.created and model.name in CREATE_OPERATIONS:
+            self._create_unwatched(model.name, request, region)
         http = SimpleNamespace(status_code=error.status, headers={}, content=b"")
         metadata = {"HTTPStatusCode": error.status, "RequestId": str(uuid.uuid4())}
         return http, {"Error": {"Code": error.code, "Message": error.message}, "ResponseMetadata": metadata}
@@ -345,14 +389,14 @@ class SageMaker:
     def fail_next(self, operation: str, *errors: ApiError) -> None:
         self.api_errors.setdefault(operation, deque()).extend(errors)
 
-    def api_error_for(self, operation: str, request: Mapping[str, Any]) -> ApiError | None:
+    def api_error_for(self, operation: str, request: Mapping[str, Any], region: str) -> ApiError | None:
         if operation in self.always:
             return self.always[operation]
         queued = self.api_errors.get(operation)
         if queued:
             return queued.popleft()
         name = request.get("TrainingJobName") or request.get("HyperParameterTuningJobName")
-        if operation in CREATE_OPERATIONS and name is not None and self._exists(operation, str(name)):
+        if operation in CREATE_OPERATIONS and name is not None and self._exists(operation, str(name), region):
             kind = "Training job" if operation == "CreateTrainingJob" else "Hyper parameter tuning job"
             return ApiError("ResourceInUse", f"{kind} names must be unique within an AWS account and region, and a "
                             f"{kind.lower()} with this name already exists ({name})")  # fmt: skip
@@ -364,10 +408,28 @@ class SageMaker:
 
         return sagemaker_backends[ACCOUNT][region]
 
-    def _exists(self, operation: str, name: str) -> bool:
-        backend = self.backend()
+    def _exists(self, operation: str, name: str, region: str) -> bool:
+        backend = self.backend(region)
         jobs = backend.training_jobs if operation == "CreateTrainingJob" else backend.hyper_parameter_tuning_jobs
         return name in jobs
+
+    def _create_unwatched(self, operation: str, request: dict[str, Any], region: str) -> None:
+        """The job the call made before its error, created in moto (by a client without these refusals)."""
+        if region not in self._plain_clients:
+            self._plain_clients[region] = sagemaker_client(region)
+        getattr(self._plain_clients[region], xform_name(operation))(**request)
+        name = str(request.get("TrainingJobName") or request["HyperParameterTuningJobName"])
+        self.start_job(operation, name, region)
+        outcome = self.next_outcome(name, request, operation)
+        self.unwatched[(operation, name, region)] = [request, outcome, outcome.waits]
+
+    def time_passes(self) -> None:
+        """A Wait state passed: the unwatched jobs whose time has come end with their outcome."""
+        for (operation, name, region), job in list(self.unwatched.items()):
+            job[2] -= 1
+            if job[2] <= 0:
+                del self.unwatched[(operation, name, region)]
+                self.end_job(operation, name, job[0], region, job[1])
 
     def next_outcome(self, name: str, request: Mapping[str, Any], operation: str) -> JobOutcome:
         if self.outcomes:
@@ -386,7 +448,10 @@ class SageMaker:
             backend.hyper_parameter_tuning_jobs[name].hyper_parameter_tuning_job_status = "InProgress"
 
     def finish_job(self, operation: str, name: str, request: Mapping[str, Any], region: str) -> None:
-        outcome = self.next_outcome(name, request, operation)
+        """A job a `.sync` task waits for ends with the next outcome."""
+        self.end_job(operation, name, request, region, self.next_outcome(name, request, operation))
+
+    def end_job(self, operation: str, name: str, request: Mapping[str, Any], region: str, outcome: JobOutcome) -> None:
         backend = self.backend(region)
         if operation == "CreateTrainingJob":
             job = backend.training_jobs[name]
@@ -424,7 +489,7 @@ class SageMaker:
             "TuningJobName": name,
             "CreationTime": tuning.creation_time,
             "TrainingJobStatus": "Completed",
-            "TunedHyperParameters": {"learning_rate": "3.1e-05"},
+            "TunedHyperParameters": tuned_hyperparameters(request["HyperParameterTuningJobConfig"]["ParameterRanges"]),
             "FinalHyperParameterTuningJobObjectiveMetric": {
                 "Type": "Minimize",
                 "MetricName": request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"][
@@ -438,6 +503,64 @@ class SageMaker:
         tuning.OverallBestTrainingJob = best if completed else None
 
 
+def tuned_hyperparameters(ranges: Mapping[str, Any]) -> dict[str, str]:
+    """A value inside each of a tuning request's ranges, as a tuning job reports its best training job's: the middle
+    of a continuous or integer range (on its scale), a categorical range's first value."""
+    import math
+
+    tuned: dict[str, str] = {}
+    for kind, convert in (("ContinuousParameterRanges", float), ("IntegerParameterRanges", int)):
+        for item in ranges.get(kind, []):
+            low, high = float(item["MinValue"]), float(item["MaxValue"])
+            middle = math.sqrt(low * high) if item.get("ScalingType") == "Logarithmic" else (low + high) / 2
+            tuned[item["Name"]] = str(convert(middle) if convert is float else round(middle))
+    for item in ranges.get("CategoricalParameterRanges", []):
+        tuned[item["Name"]] = str(item["Values"][0])
+    return tuned
+
+
+# The SageMaker training toolkit's own hyperparameters (aws/sagemaker-training-toolkit, src/sagemaker_training/
+# params.py SAGEMAKER_HYPERPARAMETERS, besides every name starting with `sagemaker_`): never the script's arguments.
+TOOLKIT_HYPERPARAMETERS = frozenset({"_tuning_objective_metric", "default_user_module_name"})
+
+
+def toolkit_hyperparameters(hyperparameters: Mapping[str, str]) -> dict[str, Any]:
+    """The script's hyperparameters as the toolkit reads them (environment.py `read_hyperparameters` and `Env`): each
+    value JSON-decoded where it is JSON (`"3"` is 3, `"2E-5"` 2e-05, `"true"` True), else kept as the string; its own
+    ones left out."""
+    decoded: dict[str, Any] = {}
+    for name, value in hyperparameters.items():
+        if name.startswith("sagemaker_") or name in TOOLKIT_HYPERPARAMETERS:
+            continue
+        try:
+            decoded[name] = json.loads(value)
+        except ValueError:
+            decoded[name] = value
+    return decoded
+
+
+def toolkit_arguments(hyperparameters: Mapping[str, Any]) -> list[str]:
+    """The command line the toolkit gives the script (mapping.py `to_cmd_args`): the names sorted, `--name` (`-n` for
+    a one-letter name), the value as `str()` writes it (so True is `True`, 2e-05 `2e-05`), a mapping as
+    `key=value,...` sorted, None as ''."""
+
+    def value_of(value: Any) -> str:
+        if isinstance(value, Mapping):
+            return ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        return "" if value is None else str(value)
+
+    return [
+        item
+        for name in sorted(hyperparameters)
+        for item in (f"--{name}" if len(name) > 1 else f"-{name}", value_of(hyperparameters[name]))
+    ]
+
+
+def _toolkit_json(value: Any) -> str:
+    # mapping.py `to_env_vars`: what is not a string is written as sorted, compact, ASCII JSON.
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 @dataclass
 class TrainingContainer:
     """SageMaker's training platform for one CreateTrainingJob request, on this machine (a `JobRunner`): what the
@@ -448,8 +571,8 @@ class TrainingContainer:
       prefix; `sagemaker_submit_directory` (a tar.gz in S3) is extracted into `code/`.
     * The entry point `sagemaker_program` runs from `code/` with the toolkit's environment (SM_CHANNEL_<NAME>,
       SM_CHANNELS, SM_HPS, SM_MODEL_DIR, SM_OUTPUT_DATA_DIR, SM_HOSTS, SM_CURRENT_HOST, SM_NUM_GPUS=0,
-      TRAINING_JOB_NAME) and the toolkit's arguments: `--name value` for every hyperparameter not starting with
-      `sagemaker_`, so an argument the script does not accept fails the job as it would on SageMaker.
+      SM_HP_<NAME>, TRAINING_JOB_NAME) and the toolkit's arguments (`toolkit_arguments`), so an argument the script
+      does not accept fails the job as it would on SageMaker.
     * Exit 0: `model/` is uploaded to `<S3OutputPath><job>/output/model/` (CompressionType NONE) and the job is
       Completed; otherwise it Failed with `AlgorithmError: ExecuteUserScriptError: ...` and the log's last lines.
 
@@ -481,9 +604,10 @@ class TrainingContainer:
         with tarfile.open(fileobj=s3.get_object(Bucket=bucket, Key=key)["Body"], mode="r|gz") as tar:
             tar.extractall(code, filter="data")
         user = {
-            k: v.replace("/opt/ml", str(opt_ml)) for k, v in hyperparameters.items() if not k.startswith("sagemaker_")
+            name: value.replace("/opt/ml", str(opt_ml)) if isinstance(value, str) else value
+            for name, value in toolkit_hyperparameters(hyperparameters).items()
         }
-        argv = [item for name, value in user.items() for item in (f"--{name}", value)]
+        argv = toolkit_arguments(user)
         model_dir, output_dir = opt_ml / "model", opt_ml / "output" / "data"
         model_dir.mkdir(parents=True)
         output_dir.mkdir(parents=True)
@@ -491,8 +615,9 @@ class TrainingContainer:
             **{k: v for k, v in os.environ.items() if not k.startswith(("SM_", "AWS_"))},
             **{f"SM_CHANNEL_{name.upper()}": str(path) for name, path in channels.items()},
             "SM_CHANNELS": json.dumps(sorted(channels)),
-            "SM_HPS": json.dumps(user),
-            "SM_USER_ARGS": json.dumps(argv),
+            "SM_HPS": _toolkit_json(user),
+            "SM_USER_ARGS": _toolkit_json(argv),
+            **{f"SM_HP_{name.upper()}": v if isinstance(v, str) else _toolkit_json(v) for name, v in user.items()},
             "SM_MODEL_DIR": str(model_dir),
             "SM_OUTPUT_DATA_DIR": str(output_dir),
             "SM_HOSTS": json.dumps(["algo-1"]),
@@ -557,6 +682,12 @@ def sagemaker_error_name(operation_model: Any, code: str) -> str:
     return "SageMaker.AmazonSageMakerException"
 
 
+@functools.cache
+def _sagemaker_model() -> Any:
+    """botocore's model of SageMaker's API (its operations and their error shapes do not depend on the region)."""
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
 def sagemaker_client(region: str = REGION) -> Any:
     """A client that validates every request against botocore's model and tries each call once."""
     return boto3.client(
@@ -598,7 +729,7 @@ class SageMakerSync(StateTaskServiceCallback):
             request_id = ex.response["ResponseMetadata"].get("RequestId", "")
             status = ex.response["ResponseMetadata"].get("HTTPStatusCode", 400)
         operation = SAGEMAKER_SYNC_OPERATIONS[self.resource.api_action][0]
-        error = sagemaker_error_name(self._client(REGION).meta.service_model.operation_model(operation), code)
+        error = sagemaker_error_name(_sagemaker_model().operation_model(operation), code)
         cause = (
             f"{message} (Service: AmazonSageMaker; Status Code: {status}; Error Code: {code}; "
             f"Request ID: {request_id}; Proxy: null)"
@@ -649,10 +780,31 @@ class SageMakerSync(StateTaskServiceCallback):
                 return described
             failed = StatesErrorNameType.StatesTaskFailed
             raise FailureEventException(
-                self._failure(env, StatesErrorName(typ=failed), failed.to_name(), to_json_str(described))
+                self._failure(env, StatesErrorName(typ=failed), failed.to_name(), to_json_str(described)[:CAUSE_CHARS])
             )
 
         return resolve
+
+
+# ---------------------------------------------------------------- the deployed definition
+
+
+def pipeline_spec(
+    settings: Settings, *, bucket: str, job_role_arn: str, prep_function_arn: str, topic_arn: str, source_s3_uri: str
+) -> PipelineSpec:
+    """The `PipelineSpec` the training stack would build in this account from `settings` and the resources given:
+    the training image is `stacks.images`' for the settings' region, the bucket key a fixed ARN (moto checks none)."""
+    return PipelineSpec(
+        settings=settings,
+        partition="aws",
+        bucket_name=bucket,
+        key_arn=f"arn:aws:kms:{settings.region}:{ACCOUNT}:key/0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7",
+        job_role_arn=job_role_arn,
+        prep_function_arn=prep_function_arn,
+        topic_arn=topic_arn,
+        source_s3_uri=source_s3_uri,
+        image_uri=training_image(settings.region).uri,
+    )
 
 
 # ---------------------------------------------------------------- Lambda
@@ -781,7 +933,6 @@ class StepFunctions:
 
         enter = self._stack.enter_context
         enter(mock.patch.object(jsonata, "_eval_jsonata", self.engine.evaluate))
-        enter(mock.patch.object(jsonata, "_ILLEGAL_VARIABLE_REFERENCES", {"$$"}))
         placeholders = {k: v for k, v in functions._DECLARATION_BY_VARIABLE_REFERENCE.items() if k != "$hash"}
         enter(mock.patch.object(functions, "_DECLARATION_BY_VARIABLE_REFERENCE", placeholders))
         encode = _json_string_declarations(jsonata.encode_jsonata_variable_declarations)
@@ -806,6 +957,7 @@ class StepFunctions:
 
         def record_wait(_wait: Any, env: Any, wait_seconds: int) -> None:
             clock.waits.append(wait_seconds)
+            sagemaker.time_passes()
 
         enter(mock.patch.object(WaitFunction, "_wait_interval", record_wait))
         enter(mock.patch.object(retrier_decl, "time", SimpleNamespace(sleep=clock.retry_intervals.append)))

@@ -88,6 +88,7 @@ def hub_cache(folder: Path, model: Path) -> Path:
 def deploy(sf: Any, archive: Any, source_url: str, settings: Any) -> dict[str, Any]:
     """What the dataset and training stacks would have created, in moto: the bucket, the prep function with the
     dataset stack's environment, the job role, the failure topic, the shipped source archive, the state machine."""
+    from fakes.stepfunctions import pipeline_spec
     from stacks.constructs import training_definition as td
     from stacks.constructs.training_source import TRAINING_SOURCE, archive_bytes
 
@@ -110,16 +111,13 @@ def deploy(sf: Any, archive: Any, source_url: str, settings: Any) -> dict[str, A
     )["FunctionArn"]  # fmt: skip
     topic = sf.client("sns").create_topic(Name="training-failures")["TopicArn"]
     sf.client("s3").put_object(Bucket=BUCKET, Key="assets/training-source.tar.gz", Body=archive_bytes(TRAINING_SOURCE))
-    spec = td.PipelineSpec(
-        settings=settings,
-        partition="aws",
-        bucket_name=BUCKET,
-        key_arn="arn:aws:kms:us-east-1:123456789012:key/rehearsal",
+    spec = pipeline_spec(
+        settings,
+        bucket=BUCKET,
         job_role_arn=role,
         prep_function_arn=prep,
         topic_arn=topic,
         source_s3_uri=f"s3://{BUCKET}/assets/training-source.tar.gz",
-        image_uri="763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker",
     )
     return {"arn": sf.create_state_machine(td.definition(spec), name="rehearsal"), "spec": spec}
 

@@ -37,6 +37,7 @@ def test_rehearsal_runs_the_pipeline_and_trains_the_job_it_asked_for(
     # The job that ran is the one the state machine requested: its name, its arguments, its channels.
     assert run["job"] == request["TrainingJobName"] == result.execution.output["training_job_name"]
     ran = dict(zip(run["argv"][::2], run["argv"][1::2], strict=True))
+    assert list(ran) == sorted(ran)  # the training toolkit's order
     requested = {f"--{k}": v for k, v in request["HyperParameters"].items() if not k.startswith("sagemaker_")}
     assert ran.keys() == requested.keys()
     assert {k: v for k, v in ran.items() if k != "--checkpoint_dir"} == {

@@ -348,24 +348,79 @@ def test_capacity_failures_retry_with_growing_waits_then_notify(default_app: Ass
             "JitterStrategy": "FULL",
         }
     ]
+    # The job's FailureReason is read once, where the error is caught (tests/pipeline: even from a cut cause).
     assert train["Catch"] == [
         {
             "ErrorEquals": ["States.ALL"],
-            "Assign": {"failure": "{% $states.errorOutput %}", "failedState": "TrainModel"},
+            "Assign": {
+                "failure": "{% $states.errorOutput %}",
+                "failedState": "TrainModel",
+                "failureReason": "{% " + td.JOB_FAILURE_REASON + " %}",
+                "createRetries": "{% $states.context.State.RetryCount %}",
+            },
             "Next": "ShouldRetry",
         }
     ]
-    (rule,) = s["ShouldRetry"]["Choices"]
+    assert s["PrepareDataset"]["Catch"][0]["Assign"]["failureReason"] == "{% '' %}"
+    existing, rule = s["ShouldRetry"]["Choices"]
+    # A duplicate name after a retry in place: the earlier try made the job (tests/pipeline: made anyway).
+    assert existing == {
+        "Condition": "{% $failure.Error = 'SageMaker.ResourceInUseException' and $createRetries > 0 %}",
+        "Assign": {"polls": 0},
+        "Next": "DescribeExistingJob",
+    }
     assert rule["Next"] == "WaitBeforeRetry" and s["ShouldRetry"]["Default"] == "NotifyFailure"
-    assert rule["Condition"].startswith("{% ($reason := " + td.JOB_FAILURE_REASON + "; $attempt < 4 and (")
+    assert rule["Condition"].startswith("{% $attempt < 4 and (")
     assert "'SageMaker.ResourceLimitExceededException'" in rule["Condition"]
     # Decided on the failed job's FailureReason, not on the whole description (tests/pipeline: the algorithm error).
-    assert "$contains($reason, /^(CapacityError|InsufficientCapacity)/)" in rule["Condition"]
-    assert "$contains($failure.Cause" not in rule["Condition"]
+    assert "$contains($failureReason, /^(CapacityError|InsufficientCapacity)/)" in rule["Condition"]
+    assert "$failure.Cause" not in rule["Condition"] and "$parse" not in json.dumps(s["ShouldRetry"])
+    assert "$parse" not in json.dumps([s["NotifyFailure"], s["TrainingFailed"]])
     wait = s["WaitBeforeRetry"]
     assert wait["Seconds"] == "{% $round($min([600 * $power(2, $attempt - 1), 3600])) %}"
     assert wait["Assign"] == {"attempt": "{% $attempt + 1 %}", "jobName": "{% $jobBase & '-r' & ($attempt + 1) %}"}
     assert wait["Next"] == "TrainModel"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "describe", "name_field", "completed_next"),
+    [
+        ({}, "describeTrainingJob", "TrainingJobName", "ModelReady"),
+        (TUNING, "describeHyperParameterTuningJob", "HyperParameterTuningJobName", "FindBestTrainingJob"),
+    ],
+    ids=["training", "tuning"],
+)
+def test_a_job_made_by_an_earlier_try_is_described_until_it_ends(
+    default_app: Assembly, overrides: dict[str, object], describe: str, name_field: str, completed_next: str
+) -> None:
+    s = states(synth(**overrides) if overrides else default_app)
+    task = s["DescribeExistingJob"]
+    assert task["Resource"] == f"arn:aws:states:::aws-sdk:sagemaker:{describe}"
+    assert task["Arguments"] == {name_field: "{% $jobName %}"}
+    assert task["Retry"] == s.get("FindBestTrainingJob", task)["Retry"]
+    assert task["Catch"][0]["Next"] == "NotifyFailure" and task["Next"] == "ExistingJobStatus"
+    choice = s["ExistingJobStatus"]
+    completed, failed, outlasted = choice["Choices"]
+    assert completed["Next"] == completed_next and failed["Next"] == "ShouldRetry"
+    assert (
+        "'States.TaskFailed'" in failed["Assign"]["failure"] and "'JobStillRunning'" in outlasted["Assign"]["failure"]
+    )
+    assert outlasted["Next"] == "NotifyFailure" and choice["Default"] == "WaitForExistingJob"
+    # Only what the Choice state's documentation names: no Output in a rule, no Assign beside the rules.
+    assert {key for rule in choice["Choices"] for key in rule} <= {"Condition", "Next", "Assign"}
+    assert set(choice) == {"Type", "Choices", "Default"}
+    assert s["WaitForExistingJob"] == {"Type": "Wait", "Seconds": 300, "Next": "DescribeExistingJob"}
+    if not overrides:  # the output the `.sync` task would have given
+        assert task["Output"] == s["TrainModel"]["Output"]
+
+
+def test_existing_job_polls_cover_the_longest_a_job_may_run() -> None:
+    hour = 3600
+    assert td.existing_job_polls(Settings(region="us-east-1")) == (10 * hour + hour) // 300  # max_run_seconds
+    assert td.existing_job_polls(Settings(region="us-east-1", use_spot=True)) == (20 * hour + hour) // 300
+    # Four training jobs, two at a time, each up to max_wait_seconds.
+    tuning = Settings(region="us-east-1", use_spot=True, tuning_enabled=True, tuning_max_jobs=4, tuning_parallel_jobs=2)
+    assert td.existing_job_polls(tuning) == (2 * 20 * hour + hour) // 300
 
 
 def test_every_failure_is_published_then_fails_the_execution(default_app: Assembly) -> None:
@@ -492,7 +547,10 @@ def test_every_variable_read_is_assigned(default_app: Assembly) -> None:
         assigned = {
             name
             for state in document["States"].values()
-            for assign in [state.get("Assign", {}), *(c.get("Assign", {}) for c in state.get("Catch", []))]
+            for assign in [
+                state.get("Assign", {}),
+                *(c.get("Assign", {}) for c in state.get("Catch", []) + state.get("Choices", [])),
+            ]
             for name in assign
         }
         local = set(re.findall(r"\$(\w+) :=", text)) | set(re.findall(r"function\(\$(\w+)\)", text))
@@ -616,6 +674,25 @@ def test_state_machine_role_does_only_what_the_definition_does(default_app: Asse
         "rule/StepFunctionsGetEventsForSageMakerTuningJobsRule"
     )
     assert not [s for s in tuning if "sagemaker:CreateTrainingJob" in actions_of(s)]
+
+
+@pytest.mark.parametrize("overrides", [{}, TUNING], ids=["training", "tuning"])
+def test_state_machine_role_may_call_every_aws_sdk_task_of_the_definition_on_the_projects_jobs_only(
+    default_app: Assembly, overrides: dict[str, object]
+) -> None:
+    app = synth(**overrides) if overrides else default_app
+    statements = role_statements(app, "PipelineRole")
+    calls = {
+        state["Resource"].removeprefix("arn:aws:states:::aws-sdk:")
+        for state in states(app).values()
+        if state.get("Resource", "").startswith("arn:aws:states:::aws-sdk:")
+    }
+    assert calls  # DescribeExistingJob, and FindBestTrainingJob with tuning
+    kind = "hyper-parameter-tuning-job" if overrides else "training-job"
+    for call in calls:
+        service, action = call.split(":")
+        statement = statement_for(statements, f"{service}:{action[0].upper()}{action[1:]}")
+        assert resources_of(statement) == [f"arn:aws:sagemaker:us-east-1:${{Ref:AWS::AccountId}}:{kind}/legal-gptj-*"]
 
 
 def test_state_machine_logs_everything_to_a_retained_group_and_traces(default_app: Assembly) -> None:

@@ -12,6 +12,8 @@ expressions; in JSONPath they would take several extra states.
 States (docs/training-pipeline.md has the diagram):
   ReadInput -> ValidateInput -> PrepareDataset -> TrainModel | TuneModel -> [FindBestTrainingJob] -> ModelReady
   failures of TrainModel/TuneModel -> ShouldRetry -> WaitBeforeRetry -> (again) | NotifyFailure -> TrainingFailed
+  a job an earlier try of the create call made -> DescribeExistingJob -> ExistingJobStatus -> WaitForExistingJob
+    -> (again) | ModelReady, FindBestTrainingJob or ShouldRetry as the job state would | NotifyFailure
 """
 
 from __future__ import annotations
@@ -66,9 +68,17 @@ CAPACITY_FAILURE_REASON = "/^(CapacityError|InsufficientCapacity)/"
 # throttling from a rejected request (ValidationException): a rejected one is also tried 3 more times (at most
 # 30 + 60 + 120 s) before it is reported.
 TRANSIENT_API_ERRORS = ("SageMaker.AmazonSageMakerException",)
+# A create call whose earlier try made the job after all (a transient error answered after the job was created,
+# then the in-place retry sends the same name): not retryable, and the job runs. The existing-job states wait for it
+# (decisions.md T5), describing it every 5 minutes for as long as it may run and an hour more.
+DUPLICATE_JOB_ERROR = "SageMaker.ResourceInUseException"
+EXISTING_JOB_POLL_S = 300
+EXISTING_JOB_MARGIN_S = 3600
+EXISTING_JOB_ERROR = "JobStillRunning"
 # What the execution fails with after the notification; the original error and cause are in its cause.
 FAILURE_ERROR = "PipelineFailed"
-MAX_CAUSE_CHARS = 30000  # a margin below the 32,768 characters of Step Functions' cause fields
+CAUSE_CHARS = 32768  # Step Functions' cause fields
+MAX_CAUSE_CHARS = 30000  # a margin below them for the execution's cause, which adds a summary
 SNS_SUBJECT_CHARS = 99  # SNS: subjects must be fewer than 100 characters (DESIGN.md §6)
 LAMBDA_TRANSIENT_ERRORS = (
     "Lambda.ClientExecutionTimeoutException",
@@ -290,14 +300,31 @@ def tuning_job_request(spec: PipelineSpec) -> dict[str, Any]:
     }
 
 
-def _catch(state: str, next_state: str) -> list[dict[str, Any]]:
-    return [
-        {
-            "ErrorEquals": ["States.ALL"],
-            "Assign": {"failure": _expr("$states.errorOutput"), "failedState": state},
-            "Next": next_state,
-        }
-    ]
+# The FailureReason of a SageMaker job that failed, read from the error of its `.sync` task (`States.TaskFailed`, the
+# job's description as the cause), else ''. Matched, not `$parse`d whole: a cause need not be whole JSON (one longer
+# than 32,768 characters is cut), `$parse` of such a cause raises, and an expression that raises ends the execution
+# before the notification. The member's value is matched as JSON writes a string (no raw control character, only
+# JSON's escapes), so `$parse` of it cannot raise. `\x5C` is a backslash and `\x2F` a slash: JSONata finds the end of
+# a regular expression by counting brackets not preceded by a backslash, and a slash would end it.
+_JSON_STRING_BODY = r'(?:[^"\x5C\u0000-\u001F]|\x5C["\x5C\x2Fbfnrt]|\x5Cu[0-9a-fA-F]{4})*'
+JOB_FAILURE_REASON = (
+    "($error := $states.errorOutput; $found := $error.Error = 'States.TaskFailed' and $type($error.Cause) = 'string' "
+    rf"""? $match($error.Cause, /"FailureReason"\s*:\s*"({_JSON_STRING_BODY})"/, 1); """
+    """$exists($found) ? $parse('"' & $found.groups[0] & '"') : '')"""
+)
+
+
+def _catch(state: str, next_state: str, *, job: bool = False) -> list[dict[str, Any]]:
+    """Every error of `state`, with what the failure path reads: the error, the state, the job's FailureReason, and
+    for a job state how often its create call was tried again in place (ShouldRetry: a job an earlier try made)."""
+    assign = {
+        "failure": _expr("$states.errorOutput"),
+        "failedState": state,
+        "failureReason": _expr(JOB_FAILURE_REASON if job else "''"),
+    }
+    if job:
+        assign["createRetries"] = _expr("$states.context.State.RetryCount")
+    return [{"ErrorEquals": ["States.ALL"], "Assign": assign, "Next": next_state}]
 
 
 def _result(spec: PipelineSpec, training_job: str, tuning_job: str) -> dict[str, Any]:
@@ -322,7 +349,8 @@ def _input_states(spec: PipelineSpec) -> dict[str, Any]:
     valid = " and ".join(
         [
             "$type($states.input) = 'object'",
-            # A function, not a `[$ in ...]` predicate: no bare `$`, which Step Functions forbids at the top level.
+            # A function, not a `[$ in ...]` predicate: whether Step Functions' static check reads a predicate's `$`
+            # as top level is undocumented (T2).
             f"$count($filter($keys($states.input), function($key) {{ $not($key in {_js_list(allowed)}) }})) = 0",
             _integer_between("$docCount", 1, UK_ABS_TRAIN_DOCUMENTS),
             _integer_between("$epochs", *EPOCHS_RANGE),
@@ -390,6 +418,18 @@ def _transient_retry() -> list[dict[str, Any]]:
     ]
 
 
+def _describe_retry() -> list[dict[str, Any]]:
+    # An AWS SDK integration names an unmodelled error (throttling, 5xx) after the SDK's service exception.
+    return [
+        {
+            "ErrorEquals": ["SageMaker.SageMakerException", "States.Timeout"],
+            "IntervalSeconds": 10,
+            "MaxAttempts": 3,
+            "BackoffRate": 2,
+        }
+    ]
+
+
 def _training_states(spec: PipelineSpec) -> dict[str, Any]:
     if not spec.settings.tuning_enabled:
         return {
@@ -399,7 +439,7 @@ def _training_states(spec: PipelineSpec) -> dict[str, Any]:
                 "Arguments": training_job_request(spec),
                 "Output": _result(spec, "$jobName", "null"),
                 "Retry": _transient_retry(),
-                "Catch": _catch("TrainModel", "ShouldRetry"),
+                "Catch": _catch("TrainModel", "ShouldRetry", job=True),
                 "Next": "ModelReady",
             }
         }
@@ -409,7 +449,7 @@ def _training_states(spec: PipelineSpec) -> dict[str, Any]:
             "Resource": _service(spec, "sagemaker:createHyperParameterTuningJob.sync"),
             "Arguments": tuning_job_request(spec),
             "Retry": _transient_retry(),
-            "Catch": _catch("TuneModel", "ShouldRetry"),
+            "Catch": _catch("TuneModel", "ShouldRetry", job=True),
             "Next": "FindBestTrainingJob",
         },
         "FindBestTrainingJob": {
@@ -417,60 +457,144 @@ def _training_states(spec: PipelineSpec) -> dict[str, Any]:
             "Resource": _service(spec, "aws-sdk:sagemaker:describeHyperParameterTuningJob"),
             "Arguments": {"HyperParameterTuningJobName": _expr("$jobName")},
             "Output": _result(spec, "$states.result.BestTrainingJob.TrainingJobName", "$jobName"),
-            "Retry": [
-                {
-                    "ErrorEquals": ["SageMaker.SageMakerException", "States.Timeout"],
-                    "IntervalSeconds": 10,
-                    "MaxAttempts": 3,
-                    "BackoffRate": 2,
-                }
-            ],
+            "Retry": _describe_retry(),
             "Catch": _catch("FindBestTrainingJob", "NotifyFailure"),
             "Next": "ModelReady",
         },
     }
 
 
-# The FailureReason of a SageMaker job that failed (its description is the cause), else undefined. Only for the job
-# states, whose `States.TaskFailed` cause is that JSON; a cause of another state may not parse.
-JOB_FAILURE_REASON = (
-    "($failedState in ['TrainModel', 'TuneModel'] and $failure.Error = 'States.TaskFailed' and "
-    "$exists($failure.Cause) and $substring($failure.Cause, 0, 1) = '{' ? $parse($failure.Cause).FailureReason)"
-)
+@dataclass(frozen=True)
+class _JobKind:
+    """What the existing-job states need to know of the job their create call made."""
+
+    describe: str
+    name_field: str
+    status_field: str
+    stop_command: str
+
+
+def _job_kind(spec: PipelineSpec) -> _JobKind:
+    if spec.settings.tuning_enabled:
+        return _JobKind(
+            "describeHyperParameterTuningJob",
+            "HyperParameterTuningJobName",
+            "HyperParameterTuningJobStatus",
+            "aws sagemaker stop-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name",
+        )
+    return _JobKind(
+        "describeTrainingJob",
+        "TrainingJobName",
+        "TrainingJobStatus",
+        "aws sagemaker stop-training-job --training-job-name",
+    )
+
+
+def existing_job_polls(settings: Settings) -> int:
+    """How often the existing-job states describe the job before giving up on it: for as long as the job may run
+    (its stopping condition; a tuning job's training jobs one batch of parallel jobs after another) and an hour."""
+    job_s = settings.max_wait_seconds if settings.use_spot else settings.max_run_seconds
+    if settings.tuning_enabled:
+        job_s *= -(-settings.tuning_max_jobs // settings.tuning_parallel_jobs)
+    return -(-(job_s + EXISTING_JOB_MARGIN_S) // EXISTING_JOB_POLL_S)
+
+
+def _existing_job_states(spec: PipelineSpec) -> dict[str, Any]:
+    """A create call retried in place (a transient error) that SageMaker refuses as a duplicate: the earlier try
+    made the job after all. Its name is this attempt's, so the job is this execution's: wait for it as `.sync`
+    would, then go on as the job state would (its output on success, the failure path with its description).
+    Only documented fields: a Choice rule's Condition, Next and Assign (no Output, no state-level Assign)."""
+    kind = _job_kind(spec)
+    status = f"$existingJob.{kind.status_field}"
+    polls = existing_job_polls(spec.settings)
+    still_running = (
+        f"'the job ' & $jobName & ' was made by an earlier try of its create call and still runs after ' & $polls & "
+        f"' descriptions {EXISTING_JOB_POLL_S} s apart; stop it: {kind.stop_command} ' & $jobName"
+    )
+    describe: dict[str, Any] = {
+        "Type": "Task",
+        "Resource": _service(spec, f"aws-sdk:sagemaker:{kind.describe}"),
+        "Arguments": {kind.name_field: _expr("$jobName")},
+        "Assign": {"polls": _expr("$polls + 1"), "existingJob": _expr("$states.result")},
+        "Retry": _describe_retry(),
+        "Catch": _catch("DescribeExistingJob", "NotifyFailure"),
+        "Next": "ExistingJobStatus",
+    }
+    if not spec.settings.tuning_enabled:
+        describe["Output"] = _result(spec, "$jobName", "null")  # what ModelReady gets if the job has completed
+    return {
+        "DescribeExistingJob": describe,
+        "ExistingJobStatus": {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "Condition": _expr(f"{status} = 'Completed'"),
+                    "Next": "FindBestTrainingJob" if spec.settings.tuning_enabled else "ModelReady",
+                },
+                {
+                    # What the `.sync` task would have failed with: States.TaskFailed, the description as the cause.
+                    "Condition": _expr(f"{status} in ['Failed', 'Stopped']"),
+                    "Assign": {
+                        "failure": _expr(
+                            f"{{'Error': 'States.TaskFailed', 'Cause': $substring($string($existingJob), 0, "
+                            f"{CAUSE_CHARS})}}"
+                        ),
+                        "failureReason": _expr("$exists($existingJob.FailureReason) ? $existingJob.FailureReason : ''"),
+                    },
+                    "Next": "ShouldRetry",
+                },
+                {
+                    # Still running after as long as it may run: someone has to look (the message says how to stop it).
+                    "Condition": _expr(f"$polls >= {polls}"),
+                    "Assign": {
+                        "failure": _expr(f"{{'Error': '{EXISTING_JOB_ERROR}', 'Cause': {still_running}}}"),
+                        "failureReason": "",
+                    },
+                    "Next": "NotifyFailure",
+                },
+            ],
+            "Default": "WaitForExistingJob",
+        },
+        "WaitForExistingJob": {"Type": "Wait", "Seconds": EXISTING_JOB_POLL_S, "Next": "DescribeExistingJob"},
+    }
 
 
 def _failure_states(spec: PipelineSpec) -> dict[str, Any]:
     retryable = " or ".join(
         [
             f"$failure.Error in {_js_list(RETRYABLE_ERRORS)}",
-            f"($exists($reason) ? $contains($reason, {CAPACITY_FAILURE_REASON}) : false)",
+            f"$contains($failureReason, {CAPACITY_FAILURE_REASON})",
         ]
     )
     delay = f"$round($min([{FIRST_RETRY_DELAY_S} * $power(2, $attempt - 1), {MAX_RETRY_DELAY_S}]))"
     message = (
-        f"($reason := {JOB_FAILURE_REASON}; $string({{'execution': $states.context.Execution.Id, 'job': $jobName, "
-        "'attempts': $attempt, 'state': $failedState, 'error': $failure.Error, 'failure_reason': $reason, "
-        "'cause': $failure.Cause}))"
+        "$string({'execution': $states.context.Execution.Id, 'job': $jobName, 'attempts': $attempt, "
+        "'state': $failedState, 'error': $failure.Error, 'failure_reason': ($failureReason != '' ? $failureReason), "
+        "'cause': $failure.Cause})"
     )
     # The execution's error says the pipeline failed; its cause says where and why, then the original cause whole.
     cause = (
-        f"($reason := {JOB_FAILURE_REASON}; $substring($failedState & ' failed with ' & $failure.Error & ' (job ' & "
-        "$jobName & ', attempt ' & $attempt & ')' & ($exists($reason) ? ': ' & $reason : '') & "
+        "$substring($failedState & ' failed with ' & $failure.Error & ' (job ' & $jobName & ', attempt ' & $attempt & "
+        "')' & ($failureReason != '' ? ': ' & $failureReason : '') & "
         "($exists($failure.Cause) and $failure.Cause != '' ? ' | cause: ' & $failure.Cause : ''), "
-        f"0, {MAX_CAUSE_CHARS}))"
+        f"0, {MAX_CAUSE_CHARS})"
     )
     return {
         "ShouldRetry": {
             "Type": "Choice",
-            "Comment": "Capacity failures (by the job's FailureReason) and account limits get another attempt after "
-            "a wait; anything else fails.",
+            "Comment": "A job made by an earlier try of a create call that was tried again is waited for; capacity "
+            "failures (by the job's FailureReason) and account limits get another attempt after a wait; anything "
+            "else fails.",
             "Choices": [
                 {
-                    "Condition": _expr(
-                        f"($reason := {JOB_FAILURE_REASON}; $attempt < {MAX_ATTEMPTS} and ({retryable}))"
-                    ),
+                    "Condition": _expr(f"$failure.Error = {_js(DUPLICATE_JOB_ERROR)} and $createRetries > 0"),
+                    "Assign": {"polls": 0},
+                    "Next": "DescribeExistingJob",
+                },
+                {
+                    "Condition": _expr(f"$attempt < {MAX_ATTEMPTS} and ({retryable})"),
                     "Next": "WaitBeforeRetry",
-                }
+                },
             ],
             "Default": "NotifyFailure",
         },
@@ -514,6 +638,7 @@ def definition(spec: PipelineSpec) -> dict[str, Any]:
         "States": {
             **_input_states(spec),
             **_training_states(spec),
+            **_existing_job_states(spec),
             **_failure_states(spec),
             "ModelReady": {"Type": "Succeed"},
         },

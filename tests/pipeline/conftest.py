@@ -20,19 +20,18 @@ import pytest
 from config import Settings
 from fakes.archive import SyntheticArchive, build_synthetic_archive
 from fakes.http_server import BlobServer
-from fakes.stepfunctions import ACCOUNT, REGION, Execution, JsonataEngine, StepFunctions
+from fakes.stepfunctions import ACCOUNT, REGION, Execution, JsonataEngine, StepFunctions, pipeline_spec
 from stacks.constructs import training_definition as td
 
 BUCKET = "legal-gptj-data"
-IMAGE = "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker"
-KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0e1f2a3b-4c5d-6e7f-8091-a2b3c4d5e6f7"
 SOURCE_URI = f"s3://cdk-hnb659fds-assets-{ACCOUNT}-{REGION}/{'ab' * 32}.gz"
-# The variants issue 11 names: the deployed settings with one change each.
+# The variants issue 11 names, and one with a short stopping condition: the deployed settings with one change each.
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "spot": {"use_spot": True},
     "tuning": {"tuning_enabled": True},
     "lora": {"method": "lora"},
+    "short": {"max_run_seconds": 3600},  # a job that may run an hour: the existing-job states give up sooner
 }
 
 
@@ -65,16 +64,13 @@ class Account:
         key = (variant, prep)
         if key not in self.pipelines:
             settings = Settings(region=REGION, **VARIANTS[variant])
-            spec = td.PipelineSpec(
-                settings=settings,
-                partition="aws",
-                bucket_name=BUCKET,
-                key_arn=KEY_ARN,
+            spec = pipeline_spec(
+                settings,
+                bucket=BUCKET,
                 job_role_arn=self.role_arn,
                 prep_function_arn=self.prep_arn if prep == "prep" else self.broken_prep_arn,
                 topic_arn=self.topic_arn,
                 source_s3_uri=SOURCE_URI,
-                image_uri=IMAGE,
             )
             document = td.definition(spec)
             arn = self.interpreter.create_state_machine(document, name=f"{variant}-{prep}")
@@ -88,6 +84,18 @@ class Account:
         for message in received:
             sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
         return [json.loads(m["Body"]) for m in received]
+
+
+def minimal_training_job(name: str, role_arn: str) -> dict[str, Any]:
+    """A CreateTrainingJob request with the required members only."""
+    return {
+        "TrainingJobName": name,
+        "AlgorithmSpecification": {"TrainingImage": "image", "TrainingInputMode": "File"},
+        "RoleArn": role_arn,
+        "OutputDataConfig": {"S3OutputPath": f"s3://{BUCKET}/models/"},
+        "ResourceConfig": {"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 600},
+    }
 
 
 def _zip() -> bytes:

@@ -1,9 +1,11 @@
 """Requests checked against botocore's service model of their operation.
 
-botocore's own ParamValidator checks member names, required members, types and minimums; it leaves the rest to the
-service: patterns, maximum lengths and sizes, enums and the upper ends of ranges. `problems` runs that validator and
-then checks those too, as the service would (a pattern must match the whole value, the way the service's error
-messages quote it: `^pattern$`), plus the documented limits that the models do not carry (`EXTRA_RULES`).
+botocore's own ParamValidator checks member names, required members, types and minimums (not those of maps and
+blobs, but no map or blob these operations take has a minimum above 0); it leaves the rest to the service: patterns,
+maximum lengths and sizes, enums and the upper ends of ranges.
+`problems` runs that validator, then checks only what it skips (so each problem is reported once) as the service
+would (a pattern must match the whole value, the way the service's error messages quote it: `^pattern$`), plus the
+documented limits that the models do not carry (`EXTRA_RULES`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ OPERATIONS: dict[tuple[str, str], tuple[str, str]] = {
     ("sagemaker", "createTrainingJob.sync"): ("sagemaker", "CreateTrainingJob"),
     ("sagemaker", "createHyperParameterTuningJob.sync"): ("sagemaker", "CreateHyperParameterTuningJob"),
     ("aws-sdk:sagemaker", "describeHyperParameterTuningJob"): ("sagemaker", "DescribeHyperParameterTuningJob"),
+    ("aws-sdk:sagemaker", "describeTrainingJob"): ("sagemaker", "DescribeTrainingJob"),
 }
 
 
@@ -82,64 +85,44 @@ def problems(service: str, operation: str, params: Mapping[str, Any]) -> list[st
     return found
 
 
-def _bounds(shape: Shape, size: int, path: str, unit: str, found: list[str]) -> None:
-    low, high = shape.metadata.get("min"), shape.metadata.get("max")
-    if low is not None and size < low:
-        found.append(f"{path}: {size} {unit}, expected at least {low}")
+def _at_most(shape: Shape, size: float, path: str, unit: str, found: list[str]) -> None:
+    high = shape.metadata.get("max")
     if high is not None and size > high:
-        found.append(f"{path}: {size} {unit}, expected at most {high}")
+        found.append(f"{path}: {size}{unit}, expected at most {high}")
+
+
+def _members(shape: Shape, value: Any, path: str) -> list[tuple[Shape, Any, str]]:
+    """The parts of a structure, list or map value with their shapes (a map's keys too); none for a value of
+    the wrong type, which the ParamValidator reports."""
+    if shape.type_name == "structure" and isinstance(value, dict):
+        members = shape.members  # type: ignore[attr-defined]
+        return [(members[k], v, f"{path}.{k}") for k, v in value.items() if k in members]
+    if shape.type_name == "list" and isinstance(value, list):
+        return [(shape.member, v, f"{path}[{i}]") for i, v in enumerate(value)]  # type: ignore[attr-defined]
+    if shape.type_name == "map" and isinstance(value, dict):
+        key_shape, value_shape = shape.key, shape.value  # type: ignore[attr-defined]
+        return [part for k, v in value.items() for part in ((key_shape, k, f"{path} key {k!r}"),
+                                                             (value_shape, v, f"{path}[{k!r}]"))]  # fmt: skip
+    return []
 
 
 def _walk(shape: Shape, value: Any, path: str, found: list[str]) -> None:
+    """What the ParamValidator leaves to the service: maximums, enums and patterns."""
     kind = shape.type_name
-    if kind == "structure":
-        if not isinstance(value, dict):
-            found.append(f"{path}: expected an object ({shape.name}), got {type(value).__name__}")
-            return
-        for name in value:
-            if name not in shape.members:  # type: ignore[attr-defined]
-                found.append(f"{path}.{name}: not a member of {shape.name}")
-        for name in shape.required_members:  # type: ignore[attr-defined]
-            if name not in value:
-                found.append(f"{path}.{name}: required by {shape.name}")
-        for name, item in value.items():
-            if name in shape.members:  # type: ignore[attr-defined]
-                _walk(shape.members[name], item, f"{path}.{name}", found)  # type: ignore[attr-defined]
-    elif kind == "list":
-        if not isinstance(value, list):
-            found.append(f"{path}: expected a list, got {type(value).__name__}")
-            return
-        _bounds(shape, len(value), path, "items", found)
-        for index, item in enumerate(value):
-            _walk(shape.member, item, f"{path}[{index}]", found)  # type: ignore[attr-defined]
-    elif kind == "map":
-        if not isinstance(value, dict):
-            found.append(f"{path}: expected a map, got {type(value).__name__}")
-            return
-        _bounds(shape, len(value), path, "entries", found)
-        for key, item in value.items():
-            _walk(shape.key, key, f"{path} key {key!r}", found)  # type: ignore[attr-defined]
-            _walk(shape.value, item, f"{path}[{key!r}]", found)  # type: ignore[attr-defined]
-    elif kind == "string":
-        if not isinstance(value, str):
-            found.append(f"{path}: expected a string, got {type(value).__name__}")
-            return
-        _bounds(shape, len(value), path, "characters", found)
+    if kind == "list" and isinstance(value, list):
+        _at_most(shape, len(value), path, " items", found)
+    elif kind == "map" and isinstance(value, dict):
+        _at_most(shape, len(value), path, " entries", found)
+    elif kind == "string" and isinstance(value, str):
+        _at_most(shape, len(value), path, " characters", found)
         if shape.enum and value not in shape.enum:  # type: ignore[attr-defined]
             found.append(f"{path}: {value!r} is not one of {shape.enum}")  # type: ignore[attr-defined]
         pattern = shape.metadata.get("pattern")
         if pattern is not None and regex.fullmatch(pattern, value) is None:
             found.append(f"{path}: {value!r} does not match the pattern ^{pattern}$")
-    elif kind in ("integer", "long", "float", "double"):
-        numeric = (int,) if kind in ("integer", "long") else (int, float)
-        if isinstance(value, bool) or not isinstance(value, numeric):
-            found.append(f"{path}: expected a {kind}, got {value!r}")
-            return
-        low, high = shape.metadata.get("min"), shape.metadata.get("max")
-        if (low is not None and value < low) or (high is not None and value > high):
-            found.append(f"{path}: {value} is outside {low}..{high}")
-    elif kind == "boolean":
-        if not isinstance(value, bool):
-            found.append(f"{path}: expected a boolean, got {value!r}")
-    elif kind == "blob":
-        _bounds(shape, len(value), path, "bytes", found)
+    elif kind in ("integer", "long", "float", "double") and type(value) in (int, float):
+        _at_most(shape, value, path, "", found)
+    elif kind == "blob" and isinstance(value, bytes | bytearray):
+        _at_most(shape, len(value), path, " bytes", found)
+    for member, item, item_path in _members(shape, value, path):
+        _walk(member, item, item_path, found)

@@ -8,15 +8,17 @@ not slept. Execution names are unique per test: moto keeps jobs and executions f
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
 
 from fakes.moto_server import list_keys
-from fakes.stepfunctions import ApiError, JobOutcome, StepFunctions, capacity_failure
+from fakes.stepfunctions import CAUSE_CHARS, ApiError, Execution, JobOutcome, StepFunctions, capacity_failure
 from lambdas.dataset_prep.errors import ChecksumError
 from lambdas.stop_executions.handler import job_base_name
-from tests.pipeline.conftest import BUCKET, Account, Runner
+from stacks.constructs import training_definition as td
+from tests.pipeline.conftest import BUCKET, REGION, Account, Runner, minimal_training_job
 
 HAPPY = ["ReadInput", "ValidateInput", "PrepareDataset", "TrainModel", "ModelReady"]
 FAILED_AFTER_TRAINING = ["ShouldRetry", "NotifyFailure", "TrainingFailed"]
@@ -167,6 +169,16 @@ def test_tuning_reports_the_best_training_jobs_model(run: Runner, sf: StepFuncti
     assert best.startswith(f"{tuning}-002-") and len(best) == len(tuning) + 13
     assert execution.output["tuning_job_name"] == tuning
     assert execution.output["model_s3_uri"] == model_uri(best)
+    # The best job's learning rate lies in the range the request searched (its middle on the log scale).
+    (searched,) = request["HyperParameterTuningJobConfig"]["ParameterRanges"]["ContinuousParameterRanges"]
+    described = sf.client("sagemaker").describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=tuning)
+    tuned = described["BestTrainingJob"]["TunedHyperParameters"]
+    assert tuned.keys() == {searched["Name"]} == {"learning_rate"}
+    low, high = float(searched["MinValue"]), float(searched["MaxValue"])
+    assert (
+        float(tuned["learning_rate"]) == pytest.approx(math.sqrt(low * high))
+        and low < float(tuned["learning_rate"]) < high
+    )
 
 
 # ---------------------------------------------------------------- capacity
@@ -281,6 +293,49 @@ def test_an_algorithm_error_is_not_retried_even_if_its_status_messages_mention_c
     assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
 
 
+def test_an_algorithm_error_that_names_a_capacity_error_later_is_not_retried(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    # Only a FailureReason that starts with the capacity error is one: the script's own message may quote it.
+    reason = (
+        'AlgorithmError: ExecuteUserScriptError: ExitCode 1 ErrorMessage "RuntimeError: CapacityError: Unable to '
+        'provision requested ML compute capacity (raised by a test double in train.py)"'
+    )
+    sf.sagemaker.outcomes.append(JobOutcome.failed(reason, (("Training", "Training in progress."), ("Failed", "x"))))
+    execution = run({}, name="quotes-capacity")
+    job = "legal-gptj-quotes-capacity"
+    assert job_names(sf) == [job]
+    assert execution.states == [*HAPPY[:4], *FAILED_AFTER_TRAINING]
+    assert sf.clock.waits == []
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
+
+
+def test_a_job_description_cut_short_of_json_is_still_notified_and_fails_with_the_projects_error(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    # A long job's status transitions make its description longer than a cause may be: the cause is cut, no
+    # longer JSON, and reading its FailureReason must not raise (an expression that raises ends the execution there).
+    reason = 'AlgorithmError: ExecuteUserScriptError: ExitCode 137 ErrorMessage "Killed"'
+    spot_restarts = tuple(
+        (status, f"{message} (spot interruption {n})")
+        for n in range(300)
+        for status, message in (("Interrupted", "Spot instance interrupted"), ("Training", "Training in progress."))
+    )
+    sf.sagemaker.outcomes.append(JobOutcome.failed(reason, (*spot_restarts, ("Failed", "Training job failed"))))
+    execution = run({}, name="cut-cause")
+    job = "legal-gptj-cut-cause"
+    assert job_names(sf) == [job]
+    (cause,) = [e["taskFailedEventDetails"]["cause"] for e in execution.history if "taskFailedEventDetails" in e]
+    assert len(cause) == CAUSE_CHARS and cause.startswith("{")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(cause)
+    assert execution.states == [*HAPPY[:4], *FAILED_AFTER_TRAINING]
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    assert str(execution.cause).startswith(f"TrainModel failed with States.TaskFailed (job {job}, attempt 1): {reason}")
+    assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
+
+
 def test_a_failed_prep_is_notified_and_fails_without_a_job(run: Runner, sf: StepFunctions, account: Account) -> None:
     execution = run({"doc_count": 5}, prep="broken", name="bad-archive")
     assert execution.states == ["ReadInput", "ValidateInput", "PrepareDataset", "NotifyFailure", "TrainingFailed"]
@@ -294,6 +349,122 @@ def test_a_failed_prep_is_notified_and_fails_without_a_job(run: Runner, sf: Step
     )
     assert json.loads(cause.split(" | cause: ", 1)[1])["errorType"] == "ChecksumError"
     assert "failure_reason" not in assert_notified_once(account, "legal-gptj-bad-archive", "ChecksumError")
+
+
+# ---------------------------------------------------------------- a job made by a create call that answered an error
+
+ADOPTED = [*HAPPY[:4], "ShouldRetry", "DescribeExistingJob", "ExistingJobStatus", "WaitForExistingJob",
+           "DescribeExistingJob", "ExistingJobStatus"]  # fmt: skip
+
+
+def describe_requests(execution: Execution, operation: str = "describeTrainingJob") -> list[dict[str, Any]]:
+    return execution.requests(operation)
+
+
+@pytest.mark.parametrize("error", [ApiError.internal_failure(created=True), ApiError.throttling_after_create()])
+def test_a_job_made_by_a_create_that_answered_an_error_is_waited_for(
+    run: Runner, sf: StepFunctions, account: Account, error: ApiError
+) -> None:
+    # The first try made the job, then answered a transient error; the retry in place sends the same name.
+    sf.sagemaker.fail_next("CreateTrainingJob", error)
+    execution = run({}, name=f"made-anyway-{error.status}")
+    job = f"legal-gptj-made-anyway-{error.status}"
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert job_names(sf) == [job, job]
+    assert execution.task_errors() == ["SageMaker.AmazonSageMakerException", "SageMaker.ResourceInUseException"]
+    assert execution.states == [*ADOPTED, "ModelReady"]  # InProgress, a wait, Completed
+    assert describe_requests(execution) == [{"TrainingJobName": job}] * 2
+    assert sf.clock.waits == [td.EXISTING_JOB_POLL_S]
+    # As the `.sync` task would have ended: the same output.
+    assert execution.output == {
+        "training_job_name": job,
+        "tuning_job_name": None,
+        "model_s3_uri": model_uri(job),
+        "dataset_id": execution.output["dataset_id"],
+        "manifest_uri": execution.output["manifest_uri"],
+        "attempts": 1,
+    }
+    assert sf.client("sagemaker").describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "Completed"
+    assert account.notifications() == []
+
+
+def test_a_job_made_anyway_that_fails_for_capacity_gets_a_new_attempt(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    sf.sagemaker.fail_next("CreateTrainingJob", ApiError.internal_failure(created=True))
+    sf.sagemaker.outcomes.extend([capacity_failure(), JobOutcome()])
+    execution = run({}, name="anyway-capacity")
+    base = "legal-gptj-anyway-capacity"
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert execution.states == [*ADOPTED, "ShouldRetry", "WaitBeforeRetry", "TrainModel", "ModelReady"]
+    assert job_names(sf) == [base, base, f"{base}-r2"]
+    assert sf.clock.waits == [td.EXISTING_JOB_POLL_S, 600]
+    assert execution.output["training_job_name"] == f"{base}-r2" and execution.output["attempts"] == 2
+    assert account.notifications() == []
+
+
+def test_a_job_made_anyway_that_fails_is_notified_as_the_job_states_failure(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    reason = "AlgorithmError: ExecuteUserScriptError: ExitCode 1"
+    sf.sagemaker.fail_next("CreateTrainingJob", ApiError.internal_failure(created=True))
+    sf.sagemaker.outcomes.append(JobOutcome.failed(reason, (("Failed", "Training job failed"),)))
+    execution = run({}, name="anyway-broken")
+    job = "legal-gptj-anyway-broken"
+    assert execution.states == [*ADOPTED, *FAILED_AFTER_TRAINING]
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    cause = str(execution.cause)
+    assert cause.startswith(f"TrainModel failed with States.TaskFailed (job {job}, attempt 1): {reason} | cause: ")
+    assert json.loads(cause.split(" | cause: ", 1)[1])["TrainingJobStatus"] == "Failed"
+    assert assert_notified_once(account, job, "States.TaskFailed")["failure_reason"] == reason
+
+
+def test_a_job_made_anyway_that_outlasts_its_stopping_condition_is_notified_with_how_to_stop_it(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    sf.sagemaker.fail_next("CreateTrainingJob", ApiError.internal_failure(created=True))
+    sf.sagemaker.outcomes.append(JobOutcome(waits=10**6))  # a job stuck in InProgress (or Stopping)
+    execution = run({}, variant="short", name="anyway-stuck")
+    job = "legal-gptj-anyway-stuck"
+    polls = td.existing_job_polls(account.pipeline("short").settings)
+    assert polls == 24  # (an hour of run time + an hour) / 5 minutes
+    assert len(describe_requests(execution)) == polls and sf.clock.waits == [td.EXISTING_JOB_POLL_S] * (polls - 1)
+    assert execution.states[-3:] == ["ExistingJobStatus", "NotifyFailure", "TrainingFailed"]
+    assert (execution.status, execution.error) == ("FAILED", "PipelineFailed")
+    message = assert_notified_once(account, job, "JobStillRunning")
+    assert message["cause"].endswith(f"still runs after {polls} descriptions 300 s apart; stop it: "
+                                     f"aws sagemaker stop-training-job --training-job-name {job}")  # fmt: skip
+    assert sf.client("sagemaker").describe_training_job(TrainingJobName=job)["TrainingJobStatus"] == "InProgress"
+
+
+def test_a_name_taken_by_a_job_this_execution_did_not_make_is_not_waited_for(
+    run: Runner, sf: StepFunctions, account: Account
+) -> None:
+    # ResourceInUse at the first try: the name was taken before (not by an earlier try of this create call).
+    job = "legal-gptj-name-taken"
+    sf.sagemaker.client(REGION).create_training_job(**minimal_training_job(job, account.role_arn))
+    sf.sagemaker.calls.clear()
+    execution = run({}, name="name-taken")
+    assert job_names(sf) == [job]
+    assert execution.task_errors() == ["SageMaker.ResourceInUseException"]
+    assert execution.states == [*HAPPY[:4], *FAILED_AFTER_TRAINING]
+    assert describe_requests(execution) == []
+    assert_notified_once(account, job, "SageMaker.ResourceInUseException")
+
+
+def test_a_tuning_job_made_by_a_create_that_answered_an_error_is_waited_for(run: Runner, sf: StepFunctions) -> None:
+    sf.sagemaker.fail_next("CreateHyperParameterTuningJob", ApiError.internal_failure(created=True))
+    execution = run({}, variant="tuning", name="tune-anyway")
+    tuning = "legal-gptj-tune-anyway"
+    assert execution.status == "SUCCEEDED", execution.cause
+    assert [r["HyperParameterTuningJobName"] for r in created(sf, "CreateHyperParameterTuningJob")] == [tuning] * 2
+    states = [s.replace("TrainModel", "TuneModel") for s in ADOPTED]
+    assert execution.states == [*states, "FindBestTrainingJob", "ModelReady"]
+    assert (
+        describe_requests(execution, "describeHyperParameterTuningJob") == [{"HyperParameterTuningJobName": tuning}] * 3
+    )  # twice while waiting, then FindBestTrainingJob
+    assert execution.output["tuning_job_name"] == tuning
+    assert execution.output["training_job_name"].startswith(f"{tuning}-001-")
 
 
 # ---------------------------------------------------------------- job names
