@@ -17,7 +17,8 @@ driver 580, CUDA 13.0). Why (docs/decisions.md S1 and S9 have the sources):
   and our safetensors checkpoint load without custom code.
 * Its vLLM has CUDA kernels for sm_80 and newer only, so Turing hosts (the T4s of ml.g4dn) are refused at synth
   (`VLLM_GPU_ARCHITECTURES` below; docs/decisions.md S10). CUDA 13 itself still builds for Turing; LMI's own vLLM
-  build does not.
+  build does not. The way back, not taken: an LMI release whose vLLM wheel has sm_75 kernels; lmi25 installs PyPI's
+  vLLM 0.20.1, whose wheel has them, and S10 lists what serving a T4 from it would still need.
 
 Only the account comes from a table, the CDK's offline region facts; never a network call at synth time.
 """
