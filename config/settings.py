@@ -228,7 +228,10 @@ class Settings:
     endpoint_instance_type: str = _setting(
         "ml.g5.12xlarge",
         f"one of {_HOSTING_TYPES}",
-        "Endpoint instance type.",
+        # Accepted here, refused by the synth of an endpoint (stacks/constructs/serving_container.py): the table lists
+        # the types, the serving image decides which it runs on; config/ does not import the stacks.
+        "Endpoint instance type, for both endpoints. Synth refuses a type whose GPUs the serving image's vLLM has no "
+        "kernels for (Turing: ml.g4dn) or cannot hold GPT-J-6B (docs/serving.md).",
         _one_of(*HOSTING_INSTANCE_TYPES),
         "serving",
     )

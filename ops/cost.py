@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
-from config import Settings
+from config import SettingError, Settings
 from ops.context import add_arguments, selection_from
+from stacks.constructs.serving_container import container_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 PRICES = Path(__file__).with_name("prices.json")
@@ -139,11 +140,25 @@ def training_on_demand(settings: Settings, prices: dict[str, Any], throughputs: 
     return one_job * (settings.tuning_max_jobs if settings.tuning_enabled else 1)
 
 
+def synth_refusal(settings: Settings) -> str | None:
+    """The one-line error with which synth refuses the endpoints' instance type (no kernels for its GPUs in the
+    serving image, or too little GPU memory for GPT-J), or None when it accepts it. The settings accept every type
+    of the hosting table; the stack's own check (serving_container.py) decides, so cost and synth cannot disagree."""
+    try:
+        container_settings(settings.endpoint_instance_type)
+    except SettingError as error:
+        return str(error)
+    return None
+
+
 def endpoint_hourly(settings: Settings, prices: dict[str, Any]) -> float | None:
-    """Dollars per hour of every configured endpoint at its minimum capacity (0 with none), or None without a price."""
+    """Dollars per hour of every configured endpoint at its minimum capacity (0 with none), or None without a price
+    or on a type synth refuses (nothing would be deployed to bill)."""
     count = int(settings.deploy_base_endpoint) + int(bool(settings.fine_tuned_job))
     if not count:
         return 0.0
+    if synth_refusal(settings) is not None:
+        return None
     price = price_of(prices, settings.region, "hosting", settings.endpoint_instance_type)
     return None if price is None else count * price.usd_per_hour * settings.endpoint_min_capacity
 
@@ -201,6 +216,12 @@ def endpoint_lines(settings: Settings, prices: dict[str, Any]) -> list[str]:
     ]
     if not endpoints:
         return ["Endpoints: none configured (deploy_base_endpoint=false, fine_tuned_job empty): $0 per hour"]
+    refusal = synth_refusal(settings)
+    if refusal is not None:  # a price for a type that cannot be deployed would only mislead
+        return [
+            f"Endpoints: {', '.join(endpoints)} on {settings.endpoint_instance_type}",
+            f"  refused at synth, so no cost estimate: {refusal}",
+        ]
     missing_region = no_region_line(prices, settings.region)
     if missing_region:
         return [f"Endpoints: {', '.join(endpoints)} on {settings.endpoint_instance_type}", missing_region]

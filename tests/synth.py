@@ -76,13 +76,14 @@ CONFIGURATIONS: dict[str, dict[str, object]] = {
     "default": {},
     "retain_data": {"retain_data": True},
     # Serving: each endpoint switch alone (the fine-tuned one in another region: image account, ARNs), and both
-    # together on the notebook's fine-tuned instance type (fp16, Turing) with non-default autoscaling and an e-mail.
+    # together on an 8-GPU type (tensor parallelism 8, the GPU memory alarm summed over 8 GPUs; the default type has
+    # 4) with non-default autoscaling and an e-mail. The notebook's ml.g4dn.12xlarge is refused at synth (Turing).
     "base_endpoint": {"deploy_base_endpoint": True},
     "fine_tuned_endpoint_eu_west_1": {"region": "eu-west-1", "fine_tuned_job": "legal-gptj-lora-2024-07-01-08-30-00"},
-    "both_endpoints_g4dn": {
+    "both_endpoints_g5_48xlarge": {
         "deploy_base_endpoint": True,
         "fine_tuned_job": "legal-gptj-full-2024-06-01-12-00-00",
-        "endpoint_instance_type": "ml.g4dn.12xlarge",
+        "endpoint_instance_type": "ml.g5.48xlarge",
         "endpoint_min_capacity": 2,
         "endpoint_max_capacity": 4,
         "endpoint_target_invocations": 25,

@@ -69,11 +69,18 @@ def test_pinned_cdk_cli_reports_the_bad_key(tmp_path: Path) -> None:
     assert "end-of-life" not in result.stderr + result.stdout
 
 
-def test_setting_rejected_while_building_stacks_is_one_line_too(tmp_path: Path) -> None:
-    result = run_app(tmp_path, deploy_base_endpoint=True, endpoint_instance_type="ml.g4dn.xlarge")
+# Every Turing (T4) type: synth refuses them all, the 4-GPU one too, whose memory would hold GPT-J: the serving
+# image's vLLM has no kernels for sm_75 (stacks/serving_image.py, docs/decisions.md S10).
+@pytest.mark.parametrize("instance_type", ["ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g4dn.12xlarge"])
+def test_setting_rejected_while_building_stacks_is_one_line_too(tmp_path: Path, instance_type: str) -> None:
+    result = run_app(tmp_path, deploy_base_endpoint=True, endpoint_instance_type=instance_type)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: invalid setting endpoint_instance_type='ml.g4dn.xlarge'")
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: invalid setting endpoint_instance_type='{instance_type}': expected one of ")
+    assert "vLLM has CUDA kernels for sm_80 and newer only, none for Turing: ml.g4dn)" in lines[0]
+    assert "ml.g4dn" not in lines[0].split("expected one of ")[1].split(" (")[0], "a refused type is not offered"
+    assert not list(tmp_path.glob("*.template.json")), "nothing is synthesized"
 
 
 def test_an_unknown_environment_stops_the_app_with_one_line(tmp_path: Path) -> None:

@@ -29,9 +29,16 @@ from stacks.constructs.serving_container import (
     WEIGHTS_GIB,
     container_settings,
     holds_gptj,
+    image_runs_on,
     suitable_instance_types,
 )
-from stacks.serving_image import INFERENCE_AMI_VERSION, LMI_TAG, inference_ami_version, lmi_image
+from stacks.serving_image import (
+    INFERENCE_AMI_VERSION,
+    LMI_TAG,
+    VLLM_GPU_ARCHITECTURES,
+    inference_ami_version,
+    lmi_image,
+)
 from stacks.serving_stack import BASE_MODEL_ID, BASE_MODEL_REVISION, BASE_OUTPUT, FINE_TUNED_OUTPUT
 from tests.synth import CONFIGURATIONS, Assembly, context_with, normalized, synth
 
@@ -50,7 +57,6 @@ BILLABLE_TYPES = (
 )
 FINE_TUNED = CONFIGURATIONS["fine_tuned_endpoint_eu_west_1"]
 JOB = str(FINE_TUNED["fine_tuned_job"])
-G4DN = CONFIGURATIONS["both_endpoints_g4dn"]
 
 
 def app_for(name: str) -> Assembly:
@@ -101,7 +107,7 @@ def test_no_switch_no_endpoint_nothing_that_bills(name: str) -> None:
     [
         ("base_endpoint", ["Base"]),
         ("fine_tuned_endpoint_eu_west_1", ["FineTuned"]),
-        ("both_endpoints_g4dn", ["Base", "FineTuned"]),
+        ("both_endpoints_g5_48xlarge", ["Base", "FineTuned"]),
     ],
 )
 def test_each_switch_adds_exactly_its_endpoint(name: str, labels: list[str]) -> None:
@@ -158,43 +164,30 @@ def test_fine_tuned_model_is_the_jobs_uncompressed_prefix_with_network_isolation
     assert outputs(app)["FineTunedModelData"]["Value"] == source["S3Uri"]
 
 
+# Both hit the cap of 64 sequences: ml.g5.12xlarge's KV cache is 4 x (24 x 0.9 - 1.5) - 11.28 = 69.1 GiB, 79 full
+# sequences of 0.875 GiB; ml.g5.48xlarge's 8 x 20.1 - 11.28 = 149.5 GiB, 170 (uncapped cases: test_gpu_memory_model).
 @pytest.mark.parametrize(
-    ("name", "tensor_parallel", "dtype", "batch"),
-    [("base_endpoint", "4", "bf16", "64"), ("both_endpoints_g4dn", "4", "fp16", "46")],
+    ("name", "tensor_parallel", "batch"), [("base_endpoint", "4", "64"), ("both_endpoints_g5_48xlarge", "8", "64")]
 )
-def test_container_settings_follow_the_instance_type(name: str, tensor_parallel: str, dtype: str, batch: str) -> None:
-    for _, model in resources(app_for(name), "AWS::SageMaker::Model").items():
+def test_container_settings_follow_the_instance_type(name: str, tensor_parallel: str, batch: str) -> None:
+    models = resources(app_for(name), "AWS::SageMaker::Model").values()
+    assert models
+    for model in models:
         env = model["Properties"]["PrimaryContainer"]["Environment"]
         assert env["OPTION_TENSOR_PARALLEL_DEGREE"] == tensor_parallel
-        assert env["OPTION_DTYPE"] == dtype
+        assert env["OPTION_DTYPE"] == "bf16"  # every accepted GPU has it (test_every_accepted_type_has_bf16)
         assert env["OPTION_MAX_ROLLING_BATCH_SIZE"] == batch
         assert env["OPTION_MAX_MODEL_LEN"] == "2048"
         assert env["OPTION_GPU_MEMORY_UTILIZATION"] == "0.9"
         # vLLM's async handler: the recommended (and, from LMI v17, default) mode, set explicitly.
         assert (env["OPTION_ASYNC_MODE"], env["OPTION_ROLLING_BATCH"]) == ("true", "disable")
         assert env["OPTION_ENTRYPOINT"] == "djl_python.lmi_vllm.vllm_async_service"
-
-
-@pytest.mark.parametrize(("name", "backend"), [("base_endpoint", None), ("both_endpoints_g4dn", "TRITON_ATTN")])
-def test_turing_endpoints_name_an_attention_backend_that_fits_head_size_256(name: str, backend: str | None) -> None:
-    """On a T4 (g4dn) FlashInfer's head-size-256 prefill does not fit before FlashInfer 0.6.16: Triton, by name.
-    Elsewhere vLLM chooses (FlashAttention on Ampere and newer)."""
-    models = resources(app_for(name), "AWS::SageMaker::Model").values()
-    assert models
-    for model in models:
-        env = model["Properties"]["PrimaryContainer"]["Environment"]
-        assert env.get("OPTION_ATTENTION_BACKEND") == backend
-        assert "VLLM_ATTENTION_BACKEND" not in env, "vLLM 0.26 no longer reads it: it would be silently ignored"
-
-
-@pytest.mark.parametrize("instance_type", sorted(suitable_instance_types()))
-def test_every_turing_type_and_only_those_gets_the_triton_backend(instance_type: str) -> None:
-    turing = HOSTING_INSTANCE_TYPES[instance_type].gpu_arch == "turing"
-    assert container_settings(instance_type).attention_backend == ("TRITON_ATTN" if turing else None)
+        # On sm_80 and newer vLLM picks its attention backend itself (FlashAttention); nothing overrides it.
+        assert not {"OPTION_ATTENTION_BACKEND", "VLLM_ATTENTION_BACKEND"} & set(env)
 
 
 @pytest.mark.parametrize(
-    ("name", "labels"), [("base_endpoint", ["Base"]), ("both_endpoints_g4dn", ["Base", "FineTuned"])]
+    ("name", "labels"), [("base_endpoint", ["Base"]), ("both_endpoints_g5_48xlarge", ["Base", "FineTuned"])]
 )
 def test_the_container_gives_up_loading_before_the_health_check_does(name: str, labels: list[str]) -> None:
     """LMI's image gives up loading after 1200 s unless told otherwise; the docs promise 30 minutes. SageMaker's
@@ -223,7 +216,7 @@ def test_the_health_check_stays_within_sagemakers_limit() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "region"), [("both_endpoints_g4dn", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
+    ("name", "region"), [("both_endpoints_g5_48xlarge", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
 )
 def test_image_is_the_pinned_lmi_tag_from_the_regions_dlc_account(name: str, region: str) -> None:
     models = resources(app_for(name), "AWS::SageMaker::Model").values()
@@ -306,7 +299,7 @@ def test_the_host_image_is_one_cloudformation_and_the_sagemaker_api_accept() -> 
     [
         ("base_endpoint", "ml.g5.12xlarge", 1),
         ("fine_tuned_endpoint_eu_west_1", "ml.g5.12xlarge", 1),
-        ("both_endpoints_g4dn", "ml.g4dn.12xlarge", 2),
+        ("both_endpoints_g5_48xlarge", "ml.g5.48xlarge", 2),
     ],
 )
 def test_endpoint_configs_size_the_variant_and_omit_the_volume_key_on_nvme_types(
@@ -352,7 +345,7 @@ def test_volume_key_is_set_on_an_ebs_only_instance_type() -> None:
 
 
 def test_endpoints_are_named_after_the_stack_and_log_to_a_declared_group() -> None:
-    app = app_for("both_endpoints_g4dn")
+    app = app_for("both_endpoints_g5_48xlarge")
     for label, name in (("Base", "LegalGptjServing-base"), ("FineTuned", "LegalGptjServing-fine-tuned")):
         _, endpoint = only(app, "AWS::SageMaker::Endpoint", label)
         config_id, _ = only(app, "AWS::SageMaker::EndpointConfig", label)
@@ -376,23 +369,81 @@ def test_gpu_memory_model() -> None:
     assert round(WEIGHTS_GIB, 2) == 11.28
     assert FULL_SEQUENCE_GIB == 0.875
     assert not holds_gptj(HOSTING_INSTANCE_TYPES["ml.g4dn.xlarge"])  # one 16 GB T4: weights fit, almost no cache
-    assert holds_gptj(HOSTING_INSTANCE_TYPES["ml.g4dn.12xlarge"])
+    assert holds_gptj(HOSTING_INSTANCE_TYPES["ml.g4dn.12xlarge"])  # memory is not why g4dn is refused
     assert holds_gptj(HOSTING_INSTANCE_TYPES["ml.g5.xlarge"])
-    assert {"ml.g4dn.xlarge", "ml.g4dn.2xlarge"}.isdisjoint(suitable_instance_types())
-    small = container_settings("ml.g5.xlarge")
-    assert (small.tensor_parallel_degree, small.dtype, small.max_rolling_batch_size) == (1, "bf16", 10)
+    # The sequences one instance holds at full length, from the model in serving_container.py's docstring:
+    # one A10G: 24 x 0.9 - 1.5 - 11.28 = 8.82 GiB of cache, 10 sequences; one L40S: 48 x 0.9 - 1.5 - 11.28 =
+    # 30.42 GiB, 34; eight A10Gs: 8 x 20.1 - 11.28 = 149.5 GiB, 170, capped at 64.
+    expected = {"ml.g5.xlarge": (1, 10), "ml.g6e.xlarge": (1, 34), "ml.g5.48xlarge": (8, 64)}
+    for instance_type, (tensor_parallel, sequences) in expected.items():
+        settings = container_settings(instance_type)
+        assert (settings.tensor_parallel_degree, settings.dtype, settings.max_rolling_batch_size) == (
+            tensor_parallel,
+            "bf16",
+            sequences,
+        ), instance_type
     assert container_settings("ml.p5.48xlarge").tensor_parallel_degree == 8
 
 
-def test_an_instance_type_too_small_for_gptj_is_a_one_line_setting_error() -> None:
-    context = context_with(deploy_base_endpoint=True, endpoint_instance_type="ml.g4dn.xlarge")
+@pytest.mark.parametrize(
+    ("facts", "why"),
+    [
+        (InstanceFacts(1, 16, "ampere", True), "one 16 GB GPU: 16 x 0.9 - 1.5 - 11.28 = 1.6 GiB, under 4 x 0.875"),
+        (InstanceFacts(3, 24, "ampere", True), "3 GPUs do not divide GPT-J's 16 heads"),
+    ],
+)
+def test_the_memory_check_still_refuses_a_gpu_the_image_runs_on(
+    facts: InstanceFacts, why: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # No type of the table fails on memory alone any more (the small ones were all T4s): a made-up row shows it.
+    monkeypatch.setitem(HOSTING_INSTANCE_TYPES, "ml.made-up.xlarge", facts)
+    assert image_runs_on(facts) and not holds_gptj(facts), why
+    assert "ml.made-up.xlarge" not in suitable_instance_types()
+    with pytest.raises(SettingError, match=r"^invalid setting endpoint_instance_type='ml.made-up.xlarge': expected "):
+        container_settings("ml.made-up.xlarge")
+
+
+TURING_TYPES = sorted(name for name, facts in HOSTING_INSTANCE_TYPES.items() if facts.gpu_arch == "turing")
+
+
+def test_the_image_has_kernels_for_the_architectures_its_wheel_is_built_for() -> None:
+    """The constant is the build list the sources give (stacks/serving_image.py): lmi27's "Wheel arches:
+    sm_80/86/89/90/100/120" and lmi29's `TORCH_CUDA_ARCH_LIST=8.0;8.6;8.9;9.0;10.0;12.0`; Turing's sm_75 is in
+    neither, and the settings still accept its types (only synth refuses them)."""
+    built = {cap for caps in VLLM_GPU_ARCHITECTURES.values() for cap in caps}
+    assert built == {"sm_80", "sm_86", "sm_89", "sm_90", "sm_100", "sm_120"}
+    assert "turing" not in VLLM_GPU_ARCHITECTURES and "volta" not in VLLM_GPU_ARCHITECTURES
+    assert TURING_TYPES == ["ml.g4dn.12xlarge", "ml.g4dn.2xlarge", "ml.g4dn.xlarge"]
+    for instance_type in TURING_TYPES:
+        assert load_settings(context_with(endpoint_instance_type=instance_type)).endpoint_instance_type
+
+
+def test_no_suitable_type_is_one_the_image_has_no_kernels_for() -> None:
+    suitable = suitable_instance_types()
+    assert suitable and not set(TURING_TYPES) & set(suitable)
+    assert {HOSTING_INSTANCE_TYPES[name].gpu_arch for name in suitable} <= set(VLLM_GPU_ARCHITECTURES)
+    # Every other type of the table is suitable: nothing else is refused by the architecture check.
+    assert sorted(set(HOSTING_INSTANCE_TYPES) - set(TURING_TYPES)) == suitable
+
+
+def test_every_accepted_type_has_bf16() -> None:
+    # What lets the container drop fp16: it was for Turing only, and every type left computes in bf16.
+    assert all(HOSTING_INSTANCE_TYPES[name].supports_bf16 for name in suitable_instance_types())
+
+
+@pytest.mark.parametrize("instance_type", TURING_TYPES)
+def test_a_turing_type_is_a_one_line_setting_error_naming_both_reasons(instance_type: str) -> None:
+    context = context_with(deploy_base_endpoint=True, endpoint_instance_type=instance_type)
     with pytest.raises(SettingError) as error:
         build_pipeline(cdk.App(context=context), load_settings(context))
     message = str(error.value)
     assert error.value.key == "endpoint_instance_type"
     assert "\n" not in message
-    assert message.startswith("invalid setting endpoint_instance_type='ml.g4dn.xlarge': expected one of ")
-    assert "ml.g5.xlarge" in message and "ml.g4dn.2xlarge" not in message
+    assert message.startswith(f"invalid setting endpoint_instance_type='{instance_type}': expected one of ml.g5.")
+    expected = message.split("expected one of ")[1].split(" (")[0].split(", ")
+    assert expected == suitable_instance_types()
+    assert "GPT-J-6B needs 11.3 GiB of 16-bit weights plus KV cache for 4 full 2048-token sequences" in message
+    assert "the serving image's vLLM has CUDA kernels for sm_80 and newer only, none for Turing: ml.g4dn" in message
 
 
 def test_the_instance_type_is_not_checked_while_no_endpoint_is_requested() -> None:
@@ -406,7 +457,7 @@ def test_the_instance_type_is_not_checked_while_no_endpoint_is_requested() -> No
 
 @pytest.mark.parametrize(
     ("name", "low", "high", "target", "scale_in", "scale_out"),
-    [("base_endpoint", 1, 2, 10, 900, 300), ("both_endpoints_g4dn", 2, 4, 25, 600, 120)],
+    [("base_endpoint", 1, 2, 10, 900, 300), ("both_endpoints_g5_48xlarge", 2, 4, 25, 600, 120)],
 )
 def test_autoscaling_tracks_invocations_per_instance(
     name: str, low: int, high: int, target: int, scale_in: int, scale_out: int
@@ -452,7 +503,10 @@ def alarms_of(app: Assembly, label: str) -> dict[str, dict[str, Any]]:
 
 @pytest.mark.parametrize(
     ("name", "labels", "idle_hours", "gpus"),
-    [("fine_tuned_endpoint_eu_west_1", ["FineTuned"], 6, 4), ("both_endpoints_g4dn", ["Base", "FineTuned"], 12, 4)],
+    [
+        ("fine_tuned_endpoint_eu_west_1", ["FineTuned"], 6, 4),
+        ("both_endpoints_g5_48xlarge", ["Base", "FineTuned"], 12, 8),
+    ],
 )
 def test_four_alarms_per_endpoint_all_to_the_topic(name: str, labels: list[str], idle_hours: int, gpus: int) -> None:
     app = app_for(name)
@@ -493,7 +547,7 @@ def test_four_alarms_per_endpoint_all_to_the_topic(name: str, labels: list[str],
 
 
 def test_alarm_topic_is_tls_only_and_subscribes_the_notification_email() -> None:
-    app = app_for("both_endpoints_g4dn")
+    app = app_for("both_endpoints_g5_48xlarge")
     subscription = props(app, "AWS::SNS::Subscription")
     assert (subscription["Protocol"], subscription["Endpoint"]) == ("email", "ops@example.com")
     assert resources(app_for("base_endpoint"), "AWS::SNS::Subscription") == {}
@@ -510,7 +564,7 @@ def key_statements(app: Assembly) -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.parametrize(
-    ("name", "region"), [("both_endpoints_g4dn", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
+    ("name", "region"), [("both_endpoints_g5_48xlarge", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
 )
 def test_with_endpoints_one_key_encrypts_the_topic_and_the_log_groups(name: str, region: str) -> None:
     app = app_for(name)
@@ -528,7 +582,7 @@ def test_with_endpoints_one_key_encrypts_the_topic_and_the_log_groups(name: str,
 
 
 def test_one_dashboard_graphs_every_endpoint() -> None:
-    app = app_for("both_endpoints_g4dn")
+    app = app_for("both_endpoints_g5_48xlarge")
     body = json.dumps(props(app, "AWS::CloudWatch::Dashboard")["DashboardBody"])
     for label in ("Base", "FineTuned"):
         assert json.dumps(endpoint_name_ref(app, label)) in body
@@ -583,7 +637,7 @@ def common_statements(app: Assembly, label: str, region: str) -> list[dict[str, 
 
 
 def test_the_base_endpoint_role_has_no_data_access() -> None:
-    app = app_for("both_endpoints_g4dn")
+    app = app_for("both_endpoints_g5_48xlarge")
     assert policy_statements(app, "Base") == common_statements(app, "Base", "us-east-1"), "no S3 or KMS"
     roles = {
         only(app, "AWS::SageMaker::Model", label)[1]["Properties"]["ExecutionRoleArn"]["Fn::GetAtt"][0]
@@ -593,7 +647,7 @@ def test_the_base_endpoint_role_has_no_data_access() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "region"), [("both_endpoints_g4dn", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
+    ("name", "region"), [("both_endpoints_g5_48xlarge", "us-east-1"), ("fine_tuned_endpoint_eu_west_1", "eu-west-1")]
 )
 def test_the_fine_tuned_endpoint_role_reads_its_model_prefix_only(name: str, region: str) -> None:
     app = app_for(name)
@@ -610,7 +664,7 @@ def test_the_fine_tuned_endpoint_role_reads_its_model_prefix_only(name: str, reg
 
 
 def test_model_waits_for_its_roles_policy() -> None:
-    app = app_for("both_endpoints_g4dn")
+    app = app_for("both_endpoints_g5_48xlarge")
     for label in ("Base", "FineTuned"):
         _, model = only(app, "AWS::SageMaker::Model", label)
         policy_id = only(app, "AWS::IAM::Policy", f"{label}Execution")[0]
@@ -618,7 +672,7 @@ def test_model_waits_for_its_roles_policy() -> None:
 
 
 def test_wildcards_are_acknowledged_per_finding() -> None:
-    metadata = only(app_for("both_endpoints_g4dn"), "AWS::IAM::Policy", "BaseExecution")[1]["Metadata"]
+    metadata = only(app_for("both_endpoints_g5_48xlarge"), "AWS::IAM::Policy", "BaseExecution")[1]["Metadata"]
     ids = {rule["id"] for rule in metadata["cdk_nag"]["rules_to_suppress"]}
     assert ids == {"AwsSolutions-IAM5[Resource::*]"}
 
@@ -628,4 +682,4 @@ def test_wildcards_are_acknowledged_per_finding() -> None:
 
 def test_snapshot_with_both_endpoints(json_snapshot: SnapshotAssertion) -> None:
     """The review copy of what `deploy_base_endpoint=true fine_tuned_job=...` deploys (the default has none)."""
-    assert normalized(app_for("both_endpoints_g4dn").templates[STACK]) == json_snapshot
+    assert normalized(app_for("both_endpoints_g5_48xlarge").templates[STACK]) == json_snapshot

@@ -6,30 +6,21 @@ GPT-J-6B has 6,053,381,344 parameters, so its 16-bit weights take 11.3 GiB. vLLM
 pages the rest out as KV cache: 2 (key, value) x 28 layers x 4096 x 2 bytes = 448 KiB per token, 0.875 GiB per
 full 2048-token sequence. An instance type qualifies when that cache holds a few full-length sequences at once.
 
-Attention on Turing (T4, sm_75): GPT-J's heads are 4096 / 16 = 256 wide. FlashInfer's prefill kernel for that head
-size needs more than the 64 KiB of shared memory a T4 block can have before FlashInfer 0.6.16 (flashinfer-ai/
-flashinfer#3526, as vLLM pull request #55380 states), and vLLM 0.26.0 pins flashinfer-python 0.6.14. vLLM 0.26.0
-itself no longer picks FlashInfer below sm_80 (`FlashInferBackend.supports_compute_capability`: "currently broken
-on SM75 (Turing) ... raise the floor to SM80 so it is not auto-selected"), FlashAttention needs sm_80, and its
-Triton backend, which accepts every compute capability and head sizes from 32, is what remains. The endpoint asks
-for it by name on Turing all the same, so that a later image whose vLLM re-enables FlashInfer on sm_75 (the open
-pull request #55380) with an older FlashInfer cannot pick a kernel that does not fit. `attention_backend` is an
-EngineArgs field in vLLM 0.26.0 (the `VLLM_ATTENTION_BACKEND` environment variable is no longer read there), and
-LMI passes every `OPTION_<ARG>` that names an EngineArgs field through to vLLM (its vLLM user guide, "Pass-Through"
-configurations; `get_additional_vllm_engine_args` in djl_python/properties_manager/vllm_rb_properties.py).
-All of this assumes the image's vLLM has Turing kernels at all, which is not verified: LMI installs its own vLLM
-build, lmi27's and lmi29's are compiled for sm_80 and newer only, lmi28's arches are not published
-(docs/decisions.md S1 and S10, amended).
+Which GPUs, besides memory: only those whose architecture the image's vLLM has CUDA kernels for
+(`VLLM_GPU_ARCHITECTURES` in stacks/serving_image.py, sm_80 and newer, with the sources). Turing (the T4s of
+ml.g4dn) is not among them, so a g4dn endpoint is refused at synth, with the same one-line setting error as a type
+too small for the model (docs/decisions.md S4, S10). Every architecture left has bf16, so the weights are served
+in bf16 everywhere, and vLLM chooses the attention backend itself (FlashAttention from sm_80).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 from config import SettingError
 from config.instance_types import HOSTING_INSTANCE_TYPES, InstanceFacts
+from stacks.serving_image import VLLM_GPU_ARCHITECTURES
 
 GPTJ_PARAMETERS = 6_053_381_344
 GPTJ_LAYERS = 28
@@ -58,10 +49,9 @@ MAX_ROLLING_BATCH_SIZE = 64
 # (LMI's configuration guide: set container_startup_health_check_timeout to at least the model loading timeout;
 # stacks/constructs/endpoint.py `startup_health_check_seconds` says why longer).
 MODEL_LOADING_SECONDS = 1800
-# vLLM's attention backend where its automatic choice cannot be trusted (see the module docstring).
-TURING_ATTENTION_BACKEND = "TRITON_ATTN"
-
-Dtype = Literal["bf16", "fp16"]
+# bf16 on every type: each GPU the image has kernels for (sm_80 and newer) has it, and its fp32-sized exponent
+# cannot overflow where fp16 can. fp16 was only ever needed for Turing, which is refused now.
+DTYPE = "bf16"
 
 
 @dataclass(frozen=True)
@@ -69,11 +59,10 @@ class ContainerSettings:
     """What the LMI container is told (environment variables), and the numbers they come from."""
 
     tensor_parallel_degree: int
-    dtype: Dtype
     max_rolling_batch_size: int
+    dtype: str = DTYPE
     max_model_len: int = GPTJ_CONTEXT
     gpu_memory_utilization: float = GPU_MEMORY_UTILIZATION
-    attention_backend: str | None = None  # None: vLLM's own choice for the GPU
     model_loading_seconds: int = MODEL_LOADING_SECONDS
 
     def environment(self) -> dict[str, str]:
@@ -83,7 +72,7 @@ class ContainerSettings:
         to vLLM's engine through its OpenAI modules and still accepts the LMI `{"inputs", "parameters"}` schema.
         They are set explicitly so that a container default changing under the same tag cannot change the model.
         """
-        environment = {
+        return {
             "OPTION_ASYNC_MODE": "true",
             "OPTION_ROLLING_BATCH": "disable",
             "OPTION_ENTRYPOINT": "djl_python.lmi_vllm.vllm_async_service",
@@ -94,9 +83,6 @@ class ContainerSettings:
             "OPTION_GPU_MEMORY_UTILIZATION": str(self.gpu_memory_utilization),
             "OPTION_MODEL_LOADING_TIMEOUT": str(self.model_loading_seconds),
         }
-        if self.attention_backend is not None:
-            environment["OPTION_ATTENTION_BACKEND"] = self.attention_backend
-        return environment
 
 
 def kv_cache_gib(facts: InstanceFacts) -> float:
@@ -106,6 +92,7 @@ def kv_cache_gib(facts: InstanceFacts) -> float:
 
 
 def holds_gptj(facts: InstanceFacts) -> bool:
+    """Whether one instance's GPUs hold the sharded weights and KV cache for MIN_FULL_SEQUENCES full sequences."""
     return (
         facts.gpus > 0
         and GPTJ_HEADS % facts.gpus == 0
@@ -113,26 +100,47 @@ def holds_gptj(facts: InstanceFacts) -> bool:
     )
 
 
+def image_runs_on(facts: InstanceFacts) -> bool:
+    """Whether the serving image's vLLM has CUDA kernels for the instance's GPUs (none at all for the others)."""
+    return facts.gpu_arch in VLLM_GPU_ARCHITECTURES
+
+
+def serves_gptj(facts: InstanceFacts) -> bool:
+    return image_runs_on(facts) and holds_gptj(facts)
+
+
 def suitable_instance_types() -> list[str]:
-    return sorted(name for name, facts in HOSTING_INSTANCE_TYPES.items() if holds_gptj(facts))
+    return sorted(name for name, facts in HOSTING_INSTANCE_TYPES.items() if serves_gptj(facts))
+
+
+def _expected() -> str:
+    """What the setting error says is expected, and why: both reasons, derived from the constants they come from."""
+    oldest = min(
+        (cap for caps in VLLM_GPU_ARCHITECTURES.values() for cap in caps), key=lambda cap: int(cap.removeprefix("sm_"))
+    )
+    without = {name: facts for name, facts in HOSTING_INSTANCE_TYPES.items() if not image_runs_on(facts)}
+    refused = ""
+    if without:
+        architectures = ", ".join(sorted({facts.gpu_arch.capitalize() for facts in without.values()}))
+        families = ", ".join(sorted({name.rsplit(".", 1)[0] for name in without}))
+        refused = f", none for {architectures}: {families}"
+    return (
+        f"one of {', '.join(suitable_instance_types())} (GPT-J-6B needs {WEIGHTS_GIB:.1f} GiB of 16-bit weights "
+        f"plus KV cache for {MIN_FULL_SEQUENCES} full {GPTJ_CONTEXT}-token sequences; the serving image's vLLM has "
+        f"CUDA kernels for {oldest} and newer only{refused})"
+    )
 
 
 def container_settings(instance_type: str) -> ContainerSettings:
-    """Settings for GPT-J-6B on `instance_type`; a type that cannot hold it is a setting error, named as such."""
+    """Settings for GPT-J-6B on `instance_type`; a type that cannot serve it (no kernels for its GPUs, or too little
+    GPU memory) is a setting error, named as such."""
     facts = HOSTING_INSTANCE_TYPES.get(instance_type)
-    if facts is None or not holds_gptj(facts):
-        allowed = (
-            f"one of {', '.join(suitable_instance_types())} (GPT-J-6B needs {WEIGHTS_GIB:.1f} GiB of 16-bit weights "
-            f"plus KV cache for {MIN_FULL_SEQUENCES} full {GPTJ_CONTEXT}-token sequences)"
-        )
-        raise SettingError("endpoint_instance_type", instance_type, allowed)
+    if facts is None or not serves_gptj(facts):
+        raise SettingError("endpoint_instance_type", instance_type, _expected())
     cache = kv_cache_gib(facts)
     return ContainerSettings(
         # Shard over every GPU of the instance: the most KV cache and the lowest per-token latency on one copy.
         tensor_parallel_degree=facts.gpus,
-        # Turing (T4) and Volta have no bf16; fp16 holds GPT-J's activations (it was released with fp16 weights).
-        dtype="bf16" if facts.supports_bf16 else "fp16",
         # As many sequences as fit at full length, so vLLM never has to preempt a running request.
         max_rolling_batch_size=min(MAX_ROLLING_BATCH_SIZE, math.floor(cache / FULL_SEQUENCE_GIB)),
-        attention_backend=TURING_ATTENTION_BACKEND if facts.gpu_arch == "turing" else None,
     )

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from config import HOSTING_INSTANCE_TYPES, TRAINING_INSTANCE_TYPES, Settings, load_settings
+from config import HOSTING_INSTANCE_TYPES, TRAINING_INSTANCE_TYPES, SettingError, Settings, load_settings
 from ops import cost
+from stacks.constructs.serving_container import container_settings, suitable_instance_types
 
 PRICES: dict[str, Any] = {
     "currency": "USD",
@@ -125,6 +126,25 @@ def test_endpoints_hourly_and_monthly_at_min_and_max() -> None:
     assert cost.endpoint_hourly(chosen, PRICES) == 7.0
 
 
+@pytest.mark.parametrize("instance_type", ["ml.g4dn.xlarge", "ml.g4dn.2xlarge", "ml.g4dn.12xlarge"])
+def test_an_endpoint_on_a_type_synth_refuses_says_so_and_is_not_priced(instance_type: str) -> None:
+    """The committed table prices the g4dn types (the settings accept them), but synth refuses them (no kernels for
+    the T4 in the serving image): an estimate says so, with synth's own line, instead of a price."""
+    prices = cost.load_prices()
+    assert cost.price_of(prices, "us-east-1", "hosting", instance_type) is not None, "priced, yet not estimated"
+    chosen = settings(deploy_base_endpoint=True, fine_tuned_job="job-1", endpoint_instance_type=instance_type)
+    lines = cost.endpoint_lines(chosen, prices)
+    with pytest.raises(SettingError) as synth:  # what the serving stack raises for the type
+        container_settings(instance_type)
+    assert lines == [
+        f"Endpoints: base, fine-tuned on {instance_type}",
+        f"  refused at synth, so no cost estimate: {synth.value}",
+    ]
+    assert "CUDA kernels for sm_80 and newer only, none for Turing: ml.g4dn" in lines[1]
+    assert "$" not in "".join(lines)
+    assert cost.endpoint_hourly(chosen, prices) is None  # the review's headline: "unknown", not a price
+
+
 def test_no_endpoint_costs_nothing_per_hour() -> None:
     text = "\n".join(cost.report(settings(), PRICES, [P3DN_FULL]))
     assert "Endpoints: none configured" in text
@@ -160,12 +180,14 @@ def test_every_training_type_is_priced_or_says_it_is_not(instance_type: str) -> 
 
 
 @pytest.mark.parametrize("instance_type", sorted(HOSTING_INSTANCE_TYPES))
-def test_every_hosting_type_is_priced_or_says_it_is_not(instance_type: str) -> None:
+def test_every_hosting_type_is_priced_refused_or_says_it_is_not(instance_type: str) -> None:
     prices = cost.load_prices()
     chosen = settings(fine_tuned_job="job-1", endpoint_instance_type=instance_type)
     price = cost.price_of(prices, "us-east-1", "hosting", instance_type)
     lines = cost.endpoint_lines(chosen, prices)
-    if price is None:
+    if instance_type not in suitable_instance_types():
+        assert lines[1].startswith("  refused at synth, so no cost estimate: invalid setting endpoint_instance_type=")
+    elif price is None:
         assert lines == [f"Endpoint fine-tuned: no price for {instance_type} in us-east-1 in prices.json"]
     else:
         assert lines[-1] == f"  price ${price.usd_per_hour:,.3f} per instance-hour in us-east-1 ({price.cite()})"
