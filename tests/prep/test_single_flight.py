@@ -30,6 +30,7 @@ from lambdas.dataset_prep import (
     Manifest,
     PrepConfig,
     PrepResult,
+    Reporter,
     S3Sink,
     SinkError,
     dataset_id,
@@ -37,7 +38,7 @@ from lambdas.dataset_prep import (
     find_existing,
     prepare,
 )
-from lambdas.dataset_prep.lock import lock_key
+from lambdas.dataset_prep.lock import DatasetLock, acquire, lock_key
 from lambdas.dataset_prep.prep import prepare_archive
 
 CONFIG = PrepConfig(doc_count=6)
@@ -292,3 +293,72 @@ def test_the_local_sink_conditions(tmp_path: Path) -> None:
     assert sink.delete_if("datasets/x/.lock", new_tag) is True
     assert sink.read_tagged("datasets/x/.lock") is None
     assert [p.name for p in (tmp_path / "datasets" / "x").iterdir()] == []  # no staging files left behind
+
+
+class Notes(Reporter):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_only_the_first_of_two_waiters_takes_over_an_expired_lock(
+    archive: SyntheticArchive, s3: Any, bucket: str
+) -> None:
+    # Both waiters read the same expired lock (the same ETag) before either replaces it; only the first conditional
+    # replace may succeed. Without If-Match on the takeover both would hold the lock and both would write.
+    prefix = dataset_prefix(dataset_id(archive.md5, CONFIG))
+    key = lock_key(prefix)
+    s3.put_object(Bucket=bucket, Key=key, Body=lock_body(expires=1.0))  # a holder killed long ago
+    a_at_replace, b_at_replace, a_replaced = threading.Event(), threading.Event(), threading.Event()
+    seen_while_b_waits: list[bytes] = []
+    a_done = threading.Event()
+
+    def takeover(name: str, kwargs: dict[str, Any]) -> bool:
+        # Any write of the lock but its creation (If-None-Match), so that a takeover without If-Match is caught too.
+        return name == "put_object" and kwargs.get("Key") == key and "IfNoneMatch" not in kwargs
+
+    def a_hook(name: str, kwargs: dict[str, Any]) -> None:
+        if takeover(name, kwargs):
+            a_at_replace.set()
+            assert b_at_replace.wait(WAIT), "waiter B never came to replace the lock"
+
+    def b_hook(name: str, kwargs: dict[str, Any]) -> None:
+        if takeover(name, kwargs):
+            b_at_replace.set()  # B read the lock, and its tag, before A replaced it
+            assert a_replaced.wait(WAIT), "waiter A never replaced the lock"
+
+    def b_sleep(seconds: float) -> None:  # B waits: the lock must still be A's
+        seen_while_b_waits.append(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        a_done.set()  # ... and A's dataset is then complete (is_done below)
+
+    results: dict[str, DatasetLock | BaseException | None] = {}
+    notes = {"a": Notes(), "b": Notes()}
+
+    def wait_for(label: str, hook: Callable[[str, dict[str, Any]], None], sleep: Callable[[float], None]) -> None:
+        policy = LockPolicy(poll_seconds=0.01, wait_seconds=WAIT, sleep=sleep)
+        try:
+            results[label] = acquire(
+                S3Sink(HookedClient(s3, hook), bucket), prefix, policy, is_done=a_done.is_set, reporter=notes[label]
+            )
+        except BaseException as err:  # reported by the assertions, not lost in the thread
+            results[label] = err
+        finally:
+            if label == "a":
+                a_replaced.set()
+
+    a = threading.Thread(target=wait_for, args=("a", a_hook, lambda s: None))
+    b = threading.Thread(target=wait_for, args=("b", b_hook, b_sleep))
+    a.start()
+    b.start()
+    a.join(WAIT)
+    b.join(WAIT)
+    assert not a.is_alive() and not b.is_alive()
+    a_lock = results["a"]
+    assert isinstance(a_lock, DatasetLock), results
+    assert results["b"] is None, results  # B waited, then found the dataset done: it never held the lock
+    owners = [json.loads(body)["owner"] for body in seen_while_b_waits]
+    assert owners and set(owners) == {a_lock.owner}
+    assert [line for line in notes["b"].lines if line.startswith("took over")] == []
+    assert [line for line in notes["a"].lines if line.startswith("took over")] != []
