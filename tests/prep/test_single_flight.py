@@ -362,3 +362,59 @@ def test_only_the_first_of_two_waiters_takes_over_an_expired_lock(
     assert owners and set(owners) == {a_lock.owner}
     assert [line for line in notes["b"].lines if line.startswith("took over")] == []
     assert [line for line in notes["a"].lines if line.startswith("took over")] != []
+
+
+def test_a_run_whose_lease_was_taken_over_leaves_the_new_holders_lock_and_outputs_when_it_fails(
+    archive: SyntheticArchive, s3: Any, bucket: str
+) -> None:
+    # Run A's lease runs out while it writes (lease 0 here); run B takes the lock over and starts writing; then A's
+    # upload fails. A's clean-up must leave B's lock and B's objects alone, and B must publish its dataset.
+    prefix = dataset_prefix(dataset_id(archive.md5, CONFIG))
+    a_paused, b_writing, a_finished = threading.Event(), threading.Event(), threading.Event()
+    results: dict[str, PrepResult | BaseException] = {}
+    a_notes = Notes()
+
+    def validation_upload(name: str, kwargs: dict[str, Any]) -> bool:
+        return name == "put_object" and str(kwargs.get("Key", "")).endswith("validation/validation.txt")
+
+    def a_hook(name: str, kwargs: dict[str, Any]) -> None:
+        if validation_upload(name, kwargs):
+            a_paused.set()
+            assert b_writing.wait(WAIT), "run B never started writing"
+            raise ConnectionResetError("A's upload fails")
+
+    def b_hook(name: str, kwargs: dict[str, Any]) -> None:
+        if validation_upload(name, kwargs):  # B holds the lock and has written its train.txt
+            b_writing.set()
+            assert a_finished.wait(WAIT), "run A never finished"
+
+    def prep(label: str, hook: Callable[[str, dict[str, Any]], None], policy: LockPolicy, done: threading.Event,
+             reporter: Reporter) -> None:  # fmt: skip
+        try:
+            sink = S3Sink(HookedClient(s3, hook), bucket)
+            results[label] = prepare_archive(archive.path, sink, CONFIG, lock_policy=policy, reporter=reporter)
+        except BaseException as err:  # reported by the assertions, not lost in the thread
+            results[label] = err
+        finally:
+            done.set()
+
+    a_policy = LockPolicy(lease_seconds=0.0, poll_seconds=0.01, wait_seconds=WAIT)
+    b_policy = LockPolicy(poll_seconds=0.01, wait_seconds=WAIT)
+    a = threading.Thread(target=prep, args=("a", a_hook, a_policy, a_finished, a_notes))
+    a.start()
+    assert a_paused.wait(WAIT), "run A never reached its second object"
+    b = threading.Thread(target=prep, args=("b", b_hook, b_policy, threading.Event(), Reporter()))
+    b.start()
+    a.join(WAIT)
+    b.join(WAIT)
+    assert not a.is_alive() and not b.is_alive()
+    assert isinstance(results["a"], SinkError) and "A's upload fails" in str(results["a"]), results
+    b_result = results["b"]
+    assert isinstance(b_result, PrepResult) and b_result.reused is False, results
+    assert list_keys(s3, bucket, prefix) == [
+        f"{prefix}manifest.json",
+        f"{prefix}train/train.txt",
+        f"{prefix}validation/validation.txt",
+    ]
+    assert find_existing(S3Sink(s3, bucket), b_result.dataset_id, archive.md5) == b_result.manifest
+    assert any("lock" in line and "clean" in line for line in a_notes.lines), a_notes.lines
