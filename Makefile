@@ -153,8 +153,8 @@ cost: setup ## Training and endpoint cost of config/$(ENV).json (C="key=value ..
 bench-estimate: setup ## From a GPU run's bench.json to the training instance: time and cost (BENCH=path C=...)
 	$(BIN)/python -m ops.bench_estimate $(BENCH) $(SETTINGS)
 
-invoke: setup ## Ask the endpoints to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
-	$(BIN)/python -m ops.invoke $(if $(PROMPT),--prompt "$(PROMPT)") $(ARGS)
+invoke: setup ## Ask the endpoints of config/$(ENV).json to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
+	$(BIN)/python -m ops.invoke $(if $(ENV),--env $(call quote,$(ENV))) $(if $(PROMPT),--prompt $(call quote,$(PROMPT))) $(ARGS)
 
 rehearse: setup ## The whole chain locally (prep -> S3 -> train.py on CPU -> query), no AWS account
 	$(BIN)/python -m ops.rehearse $(ARGS)

@@ -8,8 +8,7 @@ here with one line, instead of becoming a stray `-c` argument of the CDK CLI.
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -119,8 +118,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def selection_from(args: argparse.Namespace) -> Selection:
     return select(args.env or None, args.c, args.context)
-
-
-def committed_values(env: str = DEFAULT_ENV) -> Mapping[str, object]:
-    """An environment's file as written, without importing the CDK (`make invoke` stays light)."""
-    return dict(json.loads((CONFIG_DIR / f"{env}.json").read_text()))
