@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 
+import botocore.session
 import pytest
 from botocore.retries.standard import ThrottledRetryableChecker
 from moto.backends import get_backend
@@ -142,3 +143,15 @@ def test_an_unexpected_error_keeps_its_traceback() -> None:
 
     with pytest.raises(KeyError):
         errors.run_command(bug)
+
+
+def test_no_region_says_where_the_region_is_set(
+    account: Loopback, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Settings live in config/<env>.json now: cdk.json refuses them (config/environment.py, check_cdk_json).
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(variable)
+    status = errors.run_command(lambda: botocore.session.get_session().create_client("sagemaker") and 0)
+    assert one_line(capsys, status) == (
+        "no AWS region: set region in the settings file config/<env>.json (ENV= chooses it), or pass --region"
+    )
