@@ -1,5 +1,6 @@
 """`make preflight`: read-only checks, with your credentials, of what `make deploy` and `make train` need, before
-they spend anything. `make deploy` and `make train` run it first (SKIP_PREFLIGHT=1 skips it).
+they spend anything. `make deploy` (ops/cdk.py) and `make train` (ops/train.py) run the same checks (`check`) in their
+own process, with the settings and region they use (SKIP_PREFLIGHT=1 skips them).
 
     make preflight                          # what deploy and train need (C="key=value ..." as for deploy)
     make preflight ARGS="--for train"       # only what a training run needs

@@ -7,6 +7,8 @@
     make train ARGS=--attach                     # follow the latest running execution again
     make train ARGS=--stop                       # stop the latest running execution and its job
 
+Before it starts, the preflight's checks for a training run (ops/preflight.py: the log group, the quota of the
+deployed instance type in the run's region) stop it at what would fail later (--skip-preflight, SKIP_PREFLIGHT=1).
 A run may change doc_count, epochs and method only (the state machine checks its input too), by flags or by C=;
 the execution input always names all three, so the execution runs what the estimate printed before it starts. Every
 other setting is deployed configuration: change the settings file and `make deploy`. Ctrl-C detaches: the execution
