@@ -25,9 +25,10 @@ CDK_RUN = $(BIN)/python -m ops.cdk
 OUT ?= cdk.out
 # make bench-estimate: the bench.json of a GPU run of training/bench.py
 BENCH ?= bench-out/bench.json
-# make deploy and make train run `make preflight` first (read-only checks); SKIP_PREFLIGHT=1 skips it.
+# make deploy and make train run the preflight's read-only checks before they spend, inside ops.cdk and ops.train
+# (after deploy's trial refusal, and with train's region and deployed instance type); SKIP_PREFLIGHT=1 skips them.
 SKIP_PREFLIGHT ?=
-preflight_first = $(if $(SKIP_PREFLIGHT),@echo "preflight skipped (SKIP_PREFLIGHT=1)",$(BIN)/python -m ops.preflight --for $(1) $(SETTINGS))
+SKIP = $(if $(SKIP_PREFLIGHT),--skip-preflight)
 
 STAMPS := .stamps
 PY_STAMP := $(STAMPS)/python
@@ -123,9 +124,8 @@ bootstrap: setup ## cdk bootstrap the configured account/region (once per accoun
 preflight: setup ## Read-only checks of quotas, bootstrap, log group, Lambda concurrency for config/$(ENV).json
 	$(BIN)/python -m ops.preflight $(SETTINGS) $(ARGS)
 
-deploy: setup ## cdk deploy --all of config/$(ENV).json after make preflight (a C= that changes it needs TRIAL=1)
-	$(call preflight_first,deploy)
-	$(CDK_RUN) deploy $(SETTINGS) $(if $(filter 1 true yes,$(TRIAL)),--trial) -- --all $(ARGS)
+deploy: setup ## cdk deploy --all of config/$(ENV).json after the preflight (a C= that changes it needs TRIAL=1)
+	$(CDK_RUN) deploy $(SETTINGS) $(if $(filter 1 true yes,$(TRIAL)),--trial) $(SKIP) -- --all $(ARGS)
 
 diff: setup ## cdk diff of config/$(ENV).json against the deployed stacks, each stack once
 	$(CDK_RUN) diff $(SETTINGS) -- $(ARGS)
@@ -141,9 +141,8 @@ bench-wheels: setup ## Wheels of the pinned transformers and peft in .whl/ for b
 		$$(grep -E '^(transformers|peft)==' training/requirements.txt)
 
 .PHONY: train
-train: setup ## Start the deployed pipeline, estimate and follow the run (ARGS="--epochs 1", C="epochs=1", "--stop")
-	$(if $(filter --stop --attach,$(ARGS)),,$(call preflight_first,train))
-	$(BIN)/python -m ops.train $(SETTINGS) $(ARGS)
+train: setup ## Start the deployed pipeline after the preflight, estimate and follow the run (ARGS="--epochs 1", C="epochs=1", "--stop")
+	$(BIN)/python -m ops.train $(SETTINGS) $(SKIP) $(ARGS)
 
 # make review BEFORE=/tmp/base: what the pull-request comment would say, offline, against a baseline synthesized
 # before the change (make synth OUT=/tmp/base), from what `make synth` wrote to cdk.out.
@@ -159,8 +158,8 @@ cost: setup ## Training and endpoint cost of config/$(ENV).json (C="key=value ..
 bench-estimate: setup ## From a GPU run's bench.json to the training instance: time and cost (BENCH=path C=...)
 	$(BIN)/python -m ops.bench_estimate $(BENCH) $(SETTINGS)
 
-invoke: setup ## Ask the endpoints to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
-	$(BIN)/python -m ops.invoke $(if $(PROMPT),--prompt "$(PROMPT)") $(ARGS)
+invoke: setup ## Ask the endpoints of config/$(ENV).json to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
+	$(BIN)/python -m ops.invoke $(if $(ENV),--env $(call quote,$(ENV))) $(if $(PROMPT),--prompt $(call quote,$(PROMPT))) $(ARGS)
 
 rehearse: setup ## The whole chain locally (prep -> S3 -> train.py on CPU -> query), no AWS account
 	$(BIN)/python -m ops.rehearse $(ARGS)

@@ -270,8 +270,14 @@ class Settings:
                 raise SettingError(key, getattr(self, key), _FIELDS[key].metadata["allowed"])
 
     @property
+    def endpoints(self) -> tuple[str, ...]:
+        """The endpoints these settings deploy, in the order the commands show them: "base", "fine-tuned"."""
+        switches = (("base", self.deploy_base_endpoint), ("fine-tuned", bool(self.fine_tuned_job)))
+        return tuple(name for name, on in switches if on)
+
+    @property
     def endpoints_requested(self) -> bool:
-        return self.deploy_base_endpoint or bool(self.fine_tuned_job)
+        return bool(self.endpoints)
 
     @property
     def training_volume_key(self) -> bool:

@@ -17,6 +17,10 @@ defaults, `concurrency` for Lambda's account limits); which quotas ListServiceQu
 quotas without an applied value are not listed; here exactly those not in `applied` are missing); no signatures, no
 IAM, one account and region; only the operations above, anything else answers 400 `UnknownOperationException`.
 With `throttle = True` every request is answered as a throttled API answers it.
+
+The HTTP server itself (`LoopbackServer`) answers with any route; tests/ops/test_invoke.py gives it one that speaks
+CloudFormation DescribeStacks, SageMaker DescribeEndpoint and SageMaker Runtime InvokeEndpoint (moto cannot play an
+LMI container's answers and errors), and says there what is real.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
@@ -98,10 +104,10 @@ def _page(quotas: list[Quota], service: str, params: dict[str, Any], page_size: 
     return _json(payload)
 
 
-def _throttled(handler: BaseHTTPRequestHandler, body: bytes) -> Answer:
-    if handler.headers.get("X-Amz-Target"):
+def _throttled(request: Request) -> Answer:
+    if request.headers.get("X-Amz-Target"):
         return _json_error("ThrottlingException", "Rate exceeded")
-    if b"Action=" in body:
+    if b"Action=" in request.body:
         error = (
             "<ErrorResponse><Error><Type>Sender</Type><Code>Throttling</Code><Message>Rate exceeded</Message></Error>"
             "<RequestId>r-1</RequestId></ErrorResponse>"
@@ -114,82 +120,30 @@ def _throttled(handler: BaseHTTPRequestHandler, body: bytes) -> Answer:
     )
 
 
-def _handler_for(state: list[StandIn]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass
-
-        def _answer(self, answer: Answer) -> None:
-            status, headers, content = answer
-            self.send_response(status)
-            for key, value in {**headers, "Content-Length": str(len(content))}.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(content)
-
-        def _route(self, method: str) -> Answer:
-            standin = state[0]
-            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            path = urllib.parse.urlsplit(self.path).path
-            target = self.headers.get("X-Amz-Target", "")
-            standin.calls.append(target.removeprefix(_TARGET_PREFIX) or f"{method} {path}")
-            if standin.throttle:
-                return _throttled(self, body)
-            if method == "GET" and path.rstrip("/") == "/2016-08-19/account-settings":
-                limits = standin.concurrency
-                return _json(
-                    {
-                        "AccountLimit": {
-                            "TotalCodeSize": 80_530_636_800,
-                            "CodeSizeUnzipped": 262_144_000,
-                            "CodeSizeZipped": 52_428_800,
-                            "ConcurrentExecutions": limits.concurrent_executions,
-                            "UnreservedConcurrentExecutions": limits.unreserved,
-                        },
-                        "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": 0},
-                    }
-                )
-            if method == "POST" and target.startswith(_TARGET_PREFIX):
-                params = json.loads(body or b"{}")
-                operation = target.removeprefix(_TARGET_PREFIX)
-                service = str(params.get("ServiceCode", ""))
-                if operation == "ListServiceQuotas":
-                    return _page(standin.applied, service, params, standin.page_size)
-                if operation == "ListAWSDefaultServiceQuotas":
-                    return _page(standin.defaults, service, params, standin.page_size)
-            return _json_error("UnknownOperationException", f"the stand-in does not answer {method} {path} {target}")
-
-        def do_GET(self) -> None:
-            self._answer(self._route("GET"))
-
-        def do_POST(self) -> None:
-            self._answer(self._route("POST"))
-
-    return Handler
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str  # without the query
+    query: str
+    headers: Message
+    body: bytes
 
 
-class StandInServer:
-    """`with StandInServer() as server:` serves `server.state` on 127.0.0.1 (a random port) at `server.url`;
-    `server.reset()` gives a fresh state (the server outlives each test, its state does not)."""
+Route = Callable[[Request], Answer]
 
-    def __init__(self) -> None:
-        self._holder = [StandIn()]
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self._holder))
+
+class LoopbackServer:
+    """`with LoopbackServer(route) as server:` answers every GET and POST on 127.0.0.1 (a random port) at
+    `server.url` with `route(request)`: an HTTP/1.1 server that speaks whatever the route answers. The stand-in below
+    is one; tests that need another AWS API's answers (tests/ops/test_invoke.py) give their own route."""
+
+    def __init__(self, route: Route) -> None:
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(route))
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self.url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
-    @property
-    def state(self) -> StandIn:
-        return self._holder[0]
-
-    def reset(self) -> StandIn:
-        self._holder[0] = StandIn()
-        return self._holder[0]
-
-    def __enter__(self) -> StandInServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -199,3 +153,78 @@ class StandInServer:
         self._httpd.shutdown()
         self._httpd.server_close()
         self._thread.join(timeout=5)
+
+
+def _handler_for(route: Route) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+        def _serve(self, method: str) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            url = urllib.parse.urlsplit(self.path)
+            status, headers, content = route(Request(method, url.path, url.query, self.headers, body))
+            self.send_response(status)
+            for key, value in {**headers, "Content-Length": str(len(content))}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(content)
+
+        def do_GET(self) -> None:
+            self._serve("GET")
+
+        def do_POST(self) -> None:
+            self._serve("POST")
+
+    return Handler
+
+
+def answer(standin: StandIn, request: Request) -> Answer:
+    """The stand-in's answer to one request, from its state."""
+    method, path = request.method, request.path
+    target = request.headers.get("X-Amz-Target", "")
+    standin.calls.append(target.removeprefix(_TARGET_PREFIX) or f"{method} {path}")
+    if standin.throttle:
+        return _throttled(request)
+    if method == "GET" and path.rstrip("/") == "/2016-08-19/account-settings":
+        limits = standin.concurrency
+        return _json(
+            {
+                "AccountLimit": {
+                    "TotalCodeSize": 80_530_636_800,
+                    "CodeSizeUnzipped": 262_144_000,
+                    "CodeSizeZipped": 52_428_800,
+                    "ConcurrentExecutions": limits.concurrent_executions,
+                    "UnreservedConcurrentExecutions": limits.unreserved,
+                },
+                "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": 0},
+            }
+        )
+    if method == "POST" and target.startswith(_TARGET_PREFIX):
+        params = json.loads(request.body or b"{}")
+        operation = target.removeprefix(_TARGET_PREFIX)
+        service = str(params.get("ServiceCode", ""))
+        if operation == "ListServiceQuotas":
+            return _page(standin.applied, service, params, standin.page_size)
+        if operation == "ListAWSDefaultServiceQuotas":
+            return _page(standin.defaults, service, params, standin.page_size)
+    return _json_error("UnknownOperationException", f"the stand-in does not answer {method} {path} {target}")
+
+
+class StandInServer(LoopbackServer):
+    """`with StandInServer() as server:` serves `server.state` at `server.url`; `server.reset()` gives a fresh state
+    (the server outlives each test, its state does not)."""
+
+    def __init__(self) -> None:
+        self._holder = [StandIn()]
+        super().__init__(lambda request: answer(self._holder[0], request))
+
+    @property
+    def state(self) -> StandIn:
+        return self._holder[0]
+
+    def reset(self) -> StandIn:
+        self._holder[0] = StandIn()
+        return self._holder[0]

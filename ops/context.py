@@ -8,13 +8,13 @@ here with one line, instead of becoming a stray `-c` argument of the CDK CLI.
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config.environment import CONFIG_DIR, DEFAULT_ENV, ENV_KEY, Environment, read_environment
+from config.settings import SettingError
 
 if TYPE_CHECKING:
     from config import Settings
@@ -22,6 +22,12 @@ if TYPE_CHECKING:
 
 class ContextError(ValueError):
     """Malformed `C=` or `-c`: the message is one line naming the word."""
+
+
+# What reading the settings can refuse, each with a one-line message naming the setting or the file: a malformed C=
+# or -c (ContextError), a bad value (SettingError), a missing or malformed settings file (SettingsFileError, a
+# SettingError). The commands report these as `error: ...` (ops.errors.run_command).
+SETTINGS_ERRORS: tuple[type[Exception], ...] = (ContextError, SettingError)
 
 
 def parse_c(text: str) -> dict[str, str]:
@@ -112,13 +118,3 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def selection_from(args: argparse.Namespace) -> Selection:
     return select(args.env or None, args.c, args.context)
-
-
-def project_settings(pairs: Sequence[str] = ()) -> Settings:
-    """The default environment's settings with `-c` pairs on top."""
-    return select(pairs=pairs).settings()
-
-
-def committed_values(env: str = DEFAULT_ENV) -> Mapping[str, object]:
-    """An environment's file as written, without importing the CDK (`make invoke` stays light)."""
-    return dict(json.loads((CONFIG_DIR / f"{env}.json").read_text()))

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any, cast
 
 from config import SettingError, Settings
-from ops.context import add_arguments, selection_from
+from ops.context import SETTINGS_ERRORS, add_arguments, selection_from
+from ops.errors import run_command
 from stacks.constructs.serving_container import container_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +155,7 @@ def synth_refusal(settings: Settings) -> str | None:
 def endpoint_hourly(settings: Settings, prices: dict[str, Any]) -> float | None:
     """Dollars per hour of every configured endpoint at its minimum capacity (0 with none), or None without a price
     or on a type synth refuses (nothing would be deployed to bill)."""
-    count = int(settings.deploy_base_endpoint) + int(bool(settings.fine_tuned_job))
+    count = len(settings.endpoints)
     if not count:
         return 0.0
     if synth_refusal(settings) is not None:
@@ -211,9 +212,7 @@ def training_lines(settings: Settings, prices: dict[str, Any], throughputs: list
 
 
 def endpoint_lines(settings: Settings, prices: dict[str, Any]) -> list[str]:
-    endpoints = [
-        name for name, on in (("base", settings.deploy_base_endpoint), ("fine-tuned", settings.fine_tuned_job)) if on
-    ]
+    endpoints = settings.endpoints
     if not endpoints:
         return ["Endpoints: none configured (deploy_base_endpoint=false, fine_tuned_job empty): $0 per hour"]
     refusal = synth_refusal(settings)
@@ -269,14 +268,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make cost", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    try:
+
+    def run() -> int:
         selection = selection_from(args)
-        settings = selection.settings()
-    except ValueError as error:  # a bad setting (SettingError), settings file or C=/-c value
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print("\n".join(estimate_lines(settings, label=selection.describe())))
-    return 0
+        print("\n".join(estimate_lines(selection.settings(), label=selection.describe())))
+        return 0
+
+    return run_command(run, expected=SETTINGS_ERRORS)
 
 
 if __name__ == "__main__":

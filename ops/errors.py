@@ -129,7 +129,7 @@ def describe(error: BaseException) -> str | None:
     if isinstance(error, CredentialRetrievalError | TokenRetrievalError | SSOError | NoAuthTokenError):
         return f"the AWS credentials could not be loaded ({one_line(error)}): {_CONFIGURE}"
     if isinstance(error, NoRegionError):
-        return "no AWS region: pass --region or set region in cdk.json"
+        return "no AWS region: set region in the settings file config/<env>.json (ENV= chooses it), or pass --region"
     if isinstance(
         error,
         EndpointConnectionError | ConnectTimeoutError | ReadTimeoutError | ConnectionClosedError | ProxyConnectionError

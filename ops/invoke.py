@@ -4,7 +4,8 @@
     python -m ops.invoke --prompt "..." --endpoint base --max-length 300
     python -m ops.invoke --prompt "..." --compare                              # base and fine-tuned, one after other
 
-The endpoints' names come from the serving stack's outputs; `--endpoint NAME` calls any endpoint by name. The
+The endpoints' names come from the serving stack's outputs in the region of the deployment's settings file
+(config/<ENV>.json, `--env`; the Makefile's ENV=), or --region; `--endpoint NAME` calls any endpoint by name. The
 notebook's parameters are translated to the LMI container's schema by `ops.lmi_request` (see its docstring).
 Errors are one line on stderr and exit status 1.
 """
@@ -12,11 +13,11 @@ Errors are one line on stderr and exit status 1.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
-from ops.context import committed_values
+from config.environment import DEFAULT_ENV, SettingsFileError, read_environment
+from config.settings import SettingError
 from ops.errors import run_command
 from ops.lmi_request import Generation, RequestError, lmi_requests
 from ops.runtime import OUTPUT_KEYS, Clients, EndpointError, check_serving, deployed_endpoints, invoke, resolve
@@ -25,16 +26,13 @@ from ops.runtime import OUTPUT_KEYS, Clients, EndpointError, check_serving, depl
 SEPARATOR = "-" * 65
 
 
-def default_region() -> str | None:
-    """The region of the committed default settings (config/default.json), unless the environment names one."""
-    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
-        if os.environ.get(variable):
-            return os.environ[variable]
-    try:
-        region = committed_values().get("region")
-    except (OSError, ValueError, KeyError):
-        return None
-    return str(region) if region else None
+def settings_region(env: str | None) -> str:
+    """The region of the deployment's committed settings file, config/<ENV>.json, where its endpoints are."""
+    environment = read_environment(env or DEFAULT_ENV)
+    region = environment.values.get("region")
+    if not isinstance(region, str) or not region:
+        raise SettingsFileError(f"{environment.label}: no region: set region there, or pass --region")
+    return region
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -59,15 +57,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=defaults.return_full_text,
         help="print the prompt before the generation, as the notebook did",
     )
-    parser.add_argument(
-        "--region", default=default_region(), help="default: AWS_REGION, else config/default.json's region"
-    )
+    parser.add_argument("--env", help=f"the deployment's settings file config/<ENV>.json (default: {DEFAULT_ENV})")
+    parser.add_argument("--region", help="default: the region of the settings file (config/<ENV>.json)")
     parser.add_argument("--endpoint-url", help="send every AWS call to this address instead (testing, proxies)")
     args = parser.parse_args(argv)
     if args.compare and args.endpoint:
         parser.error("--compare asks both endpoints: leave out --endpoint")
-    if not args.region:
-        parser.error("no region: pass --region or set AWS_REGION")
     return args
 
 
@@ -93,7 +88,7 @@ def ask(args: argparse.Namespace) -> int:
         do_sample=args.do_sample,
         return_full_text=args.full_text,
     )
-    clients = Clients.create(args.region, args.endpoint_url)
+    clients = Clients.create(args.region or settings_region(args.env), args.endpoint_url)
     chosen = targets(args, clients)
     for _, name in chosen:
         warning = check_serving(clients, name)
@@ -114,7 +109,7 @@ def ask(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_command(lambda: ask(args), expected=(RequestError, EndpointError))
+    return run_command(lambda: ask(args), expected=(RequestError, EndpointError, SettingError))
 
 
 if __name__ == "__main__":

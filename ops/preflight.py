@@ -1,5 +1,6 @@
 """`make preflight`: read-only checks, with your credentials, of what `make deploy` and `make train` need, before
-they spend anything. `make deploy` and `make train` run it first (SKIP_PREFLIGHT=1 skips it).
+they spend anything. `make deploy` (ops/cdk.py) and `make train` (ops/train.py) run the same checks (`check`) in their
+own process, with the settings and region they use (SKIP_PREFLIGHT=1 skips them).
 
     make preflight                          # what deploy and train need (C="key=value ..." as for deploy)
     make preflight ARGS="--for train"       # only what a training run needs
@@ -20,14 +21,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from config.settings import LAMBDA_MIN_UNRESERVED, Settings
-from ops.aws import fresh_botocore_session
-from ops.context import add_arguments, selection_from
+from ops.aws import ClientFactory, Clients
+from ops.context import SETTINGS_ERRORS, Selection, add_arguments, selection_from
 from ops.errors import client_error_code, describe_client_error, run_command
 from stacks.constructs.training_job_role import TRAINING_LOG_GROUP
 
@@ -60,20 +60,15 @@ class Finding:
     problem: str = ""
 
 
-class Clients:
-    """One session for the whole run, so credentials are resolved once; standard retries (3 attempts, or
-    AWS_MAX_ATTEMPTS). Endpoints come from the usual configuration (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_<SERVICE>)."""
+@dataclass(frozen=True)
+class Regional:
+    """A command run's clients (ops.aws.Clients, or a test's factory) in the region the checks are for."""
 
-    def __init__(self, region: str) -> None:
-        self.region = region
-        self._session = fresh_botocore_session()
-        self._config = Config(retries={"mode": "standard"})
-        self._clients: dict[str, Any] = {}
+    factory: ClientFactory
+    region: str
 
     def __call__(self, service: str) -> Any:
-        if service not in self._clients:
-            self._clients[service] = self._session.create_client(service, region_name=self.region, config=self._config)
-        return self._clients[service]
+        return self.factory(service, self.region)
 
 
 def console_quota_url(region: str, service: str, code: str) -> str:
@@ -87,7 +82,7 @@ def request_command(region: str, service: str, code: str, value: int) -> str:
     )
 
 
-def check_bootstrap(clients: Clients, account: str, qualifier: str) -> Finding:
+def check_bootstrap(clients: Regional, account: str, qualifier: str) -> Finding:
     region = clients.region
     parameter = f"/cdk-bootstrap/{qualifier}/version"
     check = f"CDK bootstrap ({TOOLKIT_STACK}, {parameter})"
@@ -130,7 +125,9 @@ def check_bootstrap(clients: Clients, account: str, qualifier: str) -> Finding:
     return Finding(check, needed, f"version {version} ({status})")
 
 
-def check_training_log_group(clients: Clients) -> Finding:
+def check_training_log_group(clients: Regional) -> Finding:
+    """SageMaker's training log group: a job's logs are lost without it, and the job role may not create it (it is
+    shared by every training job of the account and would outlive `cdk destroy`: decisions T10)."""
     region = clients.region
     check = f"training log group {TRAINING_LOG_GROUP}"
     groups = clients("logs").describe_log_groups(logGroupNamePrefix=TRAINING_LOG_GROUP)["logGroups"]
@@ -145,7 +142,7 @@ def check_training_log_group(clients: Clients) -> Finding:
     )  # fmt: skip
 
 
-def check_lambda_concurrency(clients: Clients, settings: Settings) -> Finding:
+def check_lambda_concurrency(clients: Regional, settings: Settings) -> Finding:
     region = clients.region
     limits = clients("lambda").get_account_settings()["AccountLimit"]
     total, unreserved = int(limits["ConcurrentExecutions"]), int(limits["UnreservedConcurrentExecutions"])
@@ -229,9 +226,7 @@ def training_quota(settings: Settings) -> tuple[str, int, str]:
 
 def endpoint_quota(settings: Settings) -> tuple[str, int, str] | None:
     """(quota name, instances, what needs them) for the configured endpoints; None when none is configured."""
-    endpoints = [
-        e for e, on in (("base", settings.deploy_base_endpoint), ("fine-tuned", settings.fine_tuned_job)) if on
-    ]
+    endpoints = settings.endpoints
     if not endpoints:
         return None
     kind, most = settings.endpoint_instance_type, settings.endpoint_max_capacity
@@ -240,7 +235,7 @@ def endpoint_quota(settings: Settings) -> tuple[str, int, str] | None:
     return f"{kind} for endpoint usage", len(endpoints) * most, what
 
 
-def run_checks(clients: Clients, settings: Settings, account: str, qualifier: str, scope: str) -> list[Finding]:
+def run_checks(clients: Regional, settings: Settings, account: str, qualifier: str, scope: str) -> list[Finding]:
     region = clients.region
     sagemaker = QuotaBook(clients("service-quotas"), "sagemaker")
     checks: list[tuple[str, Callable[[], Finding]]] = []
@@ -271,6 +266,41 @@ def table(findings: Sequence[Finding]) -> list[str]:
     return [f"  {a:<{widths[0]}}  {b:<{widths[1]}}  {c}" for a, b, c in rows]
 
 
+def qualifier_of(selection: Selection) -> str:
+    """The CDK bootstrap qualifier: the CDK's own context (cdk.json, -c), not one of the app's settings."""
+    context = {**json.loads(CDK_JSON.read_text())["context"], **selection.overrides}
+    return str(context.get(QUALIFIER_KEY) or DEFAULT_QUALIFIER)
+
+
+def check(
+    settings: Settings,
+    *,
+    scope: str,
+    region: str,
+    clients: ClientFactory,
+    qualifier: str = DEFAULT_QUALIFIER,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> bool:
+    """The preflight of `make <scope>` for these settings in `region`: each problem as an `error:` line on `err`, or
+    the table of what was checked on `out`. True when everything passed. `make deploy` and `make train` call it
+    with the settings and region they are about to use."""
+    regional = Regional(clients, region)
+    identity = regional("sts").get_caller_identity()
+    account, arn = str(identity["Account"]), str(identity["Arn"])
+    findings = run_checks(regional, settings, account, qualifier, scope)
+    problems = [f.problem for f in findings if f.problem]
+    for problem in problems:
+        print(f"error: {problem}", file=err or sys.stderr)
+    if problems:
+        return False
+    stream = out or sys.stdout
+    print(f"preflight for `make {scope}`, account {account} in {region} ({arn}): all checks passed", file=stream)
+    for line in table(findings):
+        print(line, file=stream)
+    return True
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="make preflight", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -284,28 +314,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> int:
     selection = selection_from(args)
     settings = selection.settings()
-    # The qualifier is the CDK's own context (cdk.json, -c), not one of the app's settings.
-    context = {**json.loads(CDK_JSON.read_text())["context"], **selection.overrides}
-    qualifier = str(context.get(QUALIFIER_KEY) or DEFAULT_QUALIFIER)
-    clients = Clients(args.region or settings.region)
-    identity = clients("sts").get_caller_identity()
-    account, arn = str(identity["Account"]), str(identity["Arn"])
-    findings = run_checks(clients, settings, account, qualifier, args.scope)
-    problems = [f.problem for f in findings if f.problem]
-    for problem in problems:
-        print(f"error: {problem}", file=sys.stderr)
-    if problems:
-        return 1
-    print(f"preflight for `make {args.scope}`, account {account} in {clients.region} ({arn}): all checks passed")
-    for line in table(findings):
-        print(line)
-    return 0
+    passed = check(
+        settings,
+        scope=args.scope,
+        region=args.region or settings.region,
+        clients=Clients(),
+        qualifier=qualifier_of(selection),
+    )
+    return 0 if passed else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # ValueError: a bad -c value or setting (SettingError is one).
-    return run_command(lambda: run(args), expected=(ValueError,))
+    return run_command(lambda: run(args), expected=SETTINGS_ERRORS)
 
 
 if __name__ == "__main__":

@@ -11,11 +11,10 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import boto3
-from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
-from ops.aws import botocore_session, stack_outputs
+from ops import aws
+from ops.aws import stack_outputs
 from ops.errors import OperatorError, is_access_denied
 from ops.lmi_request import ResponseError, generated_texts
 
@@ -36,6 +35,8 @@ class EndpointError(OperatorError):
 
 @dataclass(frozen=True)
 class Clients:
+    """The three clients `make invoke` calls, from one command run's ops.aws.Clients."""
+
     cloudformation: Any
     sagemaker: Any
     runtime: Any
@@ -43,14 +44,8 @@ class Clients:
     @classmethod
     def create(cls, region: str, endpoint_url: str | None = None) -> Clients:
         """Clients for one region; `endpoint_url` points all three at one address (a local stand-in, a proxy)."""
-        session = boto3.session.Session(region_name=region, botocore_session=botocore_session())
-        # Standard retries (3 attempts unless AWS_MAX_ATTEMPTS or the profile's max_attempts says otherwise).
-        config = Config(read_timeout=READ_TIMEOUT_SECONDS, retries={"mode": "standard"})
-
-        def client(service: str) -> Any:
-            return session.client(service, endpoint_url=endpoint_url, config=config)
-
-        return cls(client("cloudformation"), client("sagemaker"), client("sagemaker-runtime"))
+        made = aws.Clients(endpoint_url=endpoint_url, read_timeout=READ_TIMEOUT_SECONDS)
+        return cls(made("cloudformation", region), made("sagemaker", region), made("sagemaker-runtime", region))
 
 
 def _error(error: ClientError) -> tuple[str, str]:

@@ -7,6 +7,8 @@
     make train ARGS=--attach                     # follow the latest running execution again
     make train ARGS=--stop                       # stop the latest running execution and its job
 
+Before it starts, the preflight's checks for a training run (ops/preflight.py: the log group, the quota of the
+deployed instance type in the run's region) stop it at what would fail later (--skip-preflight, SKIP_PREFLIGHT=1).
 A run may change doc_count, epochs and method only (the state machine checks its input too), by flags or by C=;
 the execution input always names all three, so the execution runs what the estimate printed before it starts. Every
 other setting is deployed configuration: change the settings file and `make deploy`. Ctrl-C detaches: the execution
@@ -28,8 +30,6 @@ from datetime import UTC, datetime
 from typing import Any, TextIO
 from urllib.parse import quote
 
-import boto3
-
 from config.settings import EPOCHS_RANGE, METHODS, UK_ABS_TRAIN_DOCUMENTS, Settings
 from lambdas.stop_executions.handler import (
     EXECUTION_NAME_CHARS,
@@ -38,22 +38,20 @@ from lambdas.stop_executions.handler import (
     running_executions,
     stop_execution_and_jobs,
 )
-from ops.aws import stack_outputs
-from ops.context import Selection, add_arguments, selection_from
+from ops import preflight
+from ops.aws import ClientFactory, Clients, stack_outputs
+from ops.context import SETTINGS_ERRORS, Selection, add_arguments, selection_from
 from ops.cost import estimate_lines
-from ops.errors import run_command
+from ops.errors import OperatorError, run_command
 from stacks.constructs.training_definition import OVERRIDABLE_INPUT
-from stacks.constructs.training_job_role import TRAINING_LOG_GROUP
 
 STACK_NAME = "LegalGptjTraining"  # stacks.app_builder: STACK_PREFIX + "Training"
 POLL_SECONDS = 30.0
 # Metrics worth a glance while a job runs (SageMaker parses them from the log with training/metrics.py's regexes).
 FOLLOWED_METRICS = ("train:loss", "eval:loss")
 
-ClientFactory = Callable[[str, str], Any]  # (service, region) -> boto3 client
 
-
-class CliError(Exception):
+class CliError(OperatorError):
     """A one-line message for the operator; the command exits with status 1."""
 
 
@@ -64,12 +62,6 @@ class Pipeline:
     state_machine_arn: str
     job_kind: str  # "training" or "tuning"
     instance_type: str = ""  # the deployed training instance type (empty for a stack without that output)
-
-
-def boto3_clients(service: str, region: str) -> Any:
-    # A new session each time: credentials and configuration are read when the command runs (a process-wide
-    # botocore session, as ops.runtime keeps for invoke's repeated calls, would hold on to the first ones it read).
-    return boto3.session.Session(region_name=region).client(service)
 
 
 def find_pipeline(clients: ClientFactory, region: str, stack_name: str = STACK_NAME) -> Pipeline:
@@ -132,8 +124,10 @@ def execution_input(settings: Settings) -> dict[str, object]:
     return {key: getattr(settings, key) for key in OVERRIDABLE_INPUT}
 
 
-def estimated_settings(settings: Settings, pipeline: Pipeline, out: TextIO) -> Settings:
-    """The run's settings on what is deployed: the stack's instance type and job kind win over the file's."""
+def deployed_settings(settings: Settings, pipeline: Pipeline, out: TextIO) -> Settings:
+    """The run's settings on what is deployed, where it is deployed: the stack's instance type and job kind win over
+    the file's, and the region is the one the run starts in (--region may name another than the file's). What the
+    estimate prices and the preflight checks."""
     deployed: dict[str, object] = {}
     if pipeline.instance_type and pipeline.instance_type != settings.training_instance_type:
         deployed["training_instance_type"] = pipeline.instance_type
@@ -143,10 +137,10 @@ def estimated_settings(settings: Settings, pipeline: Pipeline, out: TextIO) -> S
         listed = ", ".join(f"{key}={value}" for key, value in deployed.items())
         print(
             f"warning: the deployed {pipeline.stack_name} differs from the settings file ({listed} is deployed): "
-            "the estimate is for what is deployed; `make diff` shows the rest",
+            "the estimate and the preflight are for what is deployed; `make diff` shows the rest",
             file=out,
         )
-    return dataclasses.replace(settings, **deployed)  # type: ignore[arg-type]
+    return dataclasses.replace(settings, region=pipeline.region, **deployed)  # type: ignore[arg-type]
 
 
 def print_cost_estimate(settings: Settings, label: str, out: TextIO) -> None:
@@ -155,19 +149,17 @@ def print_cost_estimate(settings: Settings, label: str, out: TextIO) -> None:
         print(line, file=out)
 
 
-def check_training_log_group(pipeline: Pipeline, clients: ClientFactory, out: TextIO) -> None:
-    """Warn when SageMaker's training log group is missing: the job role may not create it (it is shared by every
-    training job of the account and would outlive `cdk destroy`), so the job's logs would be lost."""
-    groups = clients("logs", pipeline.region).describe_log_groups(logGroupNamePrefix=TRAINING_LOG_GROUP)["logGroups"]
-    if any(g["logGroupName"] == TRAINING_LOG_GROUP for g in groups):
-        return
-    print(
-        f"warning: the log group {TRAINING_LOG_GROUP} does not exist in {pipeline.region}, so this job's logs would "
-        f"be lost; create it once: aws logs create-log-group --region {pipeline.region} --log-group-name "
-        f"{TRAINING_LOG_GROUP} && aws logs put-retention-policy --region {pipeline.region} --log-group-name "
-        f"{TRAINING_LOG_GROUP} --retention-in-days 30",
-        file=out,
-    )
+def check_before_starting(settings: Settings, clients: ClientFactory, out: TextIO, *, skip: bool) -> bool:
+    """The preflight of a training run (its log group, its quota: ops/preflight.py) for the deployed settings in the
+    run's region; True when the run may start. Skipped (--skip-preflight), only the log group is looked at, and its
+    absence is a warning: a job without it runs, but its logs are lost."""
+    if not skip:
+        return preflight.check(settings, scope="train", region=settings.region, clients=clients, out=out)
+    print("preflight skipped (SKIP_PREFLIGHT=1)", file=out)
+    problem = preflight.check_training_log_group(preflight.Regional(clients, settings.region)).problem
+    if problem:
+        print(f"warning: {problem}", file=out)
+    return True
 
 
 def start(pipeline: Pipeline, clients: ClientFactory, overrides: Mapping[str, object], out: TextIO) -> str:
@@ -341,6 +333,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     action.add_argument("--attach", action="store_true", help="follow the latest running execution")
     action.add_argument("--no-follow", action="store_true", help="start the execution and return")
     parser.add_argument("--region", help="region of the deployed stacks (default: the configured region)")
+    parser.add_argument(
+        "--skip-preflight", action="store_true", help="start without the preflight's checks (SKIP_PREFLIGHT=1)"
+    )
     parser.add_argument("--stack-name", default=STACK_NAME, help=argparse.SUPPRESS)
     add_arguments(parser)
     args = parser.parse_args(argv)
@@ -352,13 +347,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def run(
     argv: Sequence[str] | None = None,
     *,
-    clients: ClientFactory = boto3_clients,
+    clients: ClientFactory | None = None,
     out: TextIO = sys.stdout,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = POLL_SECONDS,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
     args = parse_args(argv)
+    clients = clients or Clients()  # one per run: the credentials in place now (ops.aws)
     selection = selection_from(args)
     flags = {
         key: value
@@ -380,8 +376,10 @@ def run(
     else:
         run_input = execution_input(settings)
         label = selection.describe() + "".join(f", {k}={v}" for k, v in flags.items())
-        print_cost_estimate(estimated_settings(settings, pipeline, out), label, out)
-        check_training_log_group(pipeline, clients, out)
+        deployed = deployed_settings(settings, pipeline, out)
+        if not check_before_starting(deployed, clients, out, skip=args.skip_preflight):
+            return 1
+        print_cost_estimate(deployed, label, out)
         arn = start(pipeline, clients, run_input, out)
         if args.no_follow:
             print("not following: `make train ARGS=--attach` follows it, `make train ARGS=--stop` stops it", file=out)
@@ -407,8 +405,8 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None, **kwargs: Any) -> int:
-    # ValueError: a bad -c value or setting (SettingError is one); AWS's and botocore's failures: ops.errors.
-    return run_command(lambda: run(argv, **kwargs), expected=(CliError, ValueError))
+    # CliError is an OperatorError; AWS's and botocore's failures: ops.errors.
+    return run_command(lambda: run(argv, **kwargs), expected=SETTINGS_ERRORS)
 
 
 if __name__ == "__main__":

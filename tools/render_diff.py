@@ -9,8 +9,10 @@ pull-request workflow fetches them with a read-only role) or a synthesized basel
 before the change; `make review BEFORE=/tmp/base` renders this offline). A stack missing there is new. Each stack is
 diffed by the pinned CDK CLI against that template (`cdk diff --exclusively --template`, no AWS call); the CLI prints
 a changed long string as one line each side, so those lines are shortened and the strings' pretty-printed forms are
-diffed here instead. With a failed synth (--synth-status other than 0) the comment shows the settings, the cost and
-the end of the synth's log.
+diffed here instead (a new or removed stack's or resource's strings whole, as added or removed lines). With a failed
+synth (--synth-status other than 0) the comment shows the settings, the cost and the end of the synth's log. A stack
+whose CLI diff fails says "cdk diff failed (exit N)" with what the CLI said, and the command exits 1 once the comment
+is written. A comment longer than GitHub takes is cut at a line, its open code block and sections closed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import itertools
 import json
 import os
 import subprocess
@@ -27,6 +30,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ops.errors import OperatorError, run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -128,7 +133,9 @@ def _structural_lines(text: str) -> list[str]:
 
 
 def string_diffs(before: Any, after: Any, path: str = "") -> Iterator[StringDiff]:
-    """Every long string (or joined string) that differs between two templates, pretty-printed and diffed."""
+    """Every long string (or joined string) that differs between two templates, pretty-printed and diffed. A part on
+    one side only (a new stack or resource, a removed one) is compared with nothing: its long strings come out whole,
+    as added or removed lines, since the CLI's line for them is cut and they are shown nowhere else."""
     if before == after:
         return
     old, new = as_text(before), as_text(after)
@@ -136,12 +143,15 @@ def string_diffs(before: Any, after: Any, path: str = "") -> Iterator[StringDiff
         diff = difflib.unified_diff(pretty(old or ""), pretty(new or ""), lineterm="", n=3)
         yield StringDiff(path, [line for line in diff if not line.startswith(("---", "+++"))])
         return
-    if isinstance(before, Mapping) and isinstance(after, Mapping):
-        for key in sorted(set(before) | set(after)):
-            if key in before and key in after:
-                yield from string_diffs(before[key], after[key], f"{path}.{key}" if path else key)
-    elif isinstance(before, list) and isinstance(after, list) and len(before) == len(after):
-        for index, (old_item, new_item) in enumerate(zip(before, after, strict=True)):
+    if isinstance(before, Mapping) or isinstance(after, Mapping):
+        old_map = before if isinstance(before, Mapping) else {}
+        new_map = after if isinstance(after, Mapping) else {}
+        for key in sorted(set(old_map) | set(new_map)):
+            yield from string_diffs(old_map.get(key), new_map.get(key), f"{path}.{key}" if path else key)
+    elif isinstance(before, list) or isinstance(after, list):
+        old_list = before if isinstance(before, list) else []
+        new_list = after if isinstance(after, list) else []
+        for index, (old_item, new_item) in enumerate(itertools.zip_longest(old_list, new_list)):
             yield from string_diffs(old_item, new_item, f"{path}[{index}]")
 
 
@@ -254,7 +264,15 @@ def templates(directory: Path) -> dict[str, dict[str, Any]]:
     }
 
 
-def cli_diff(stack: str, after: Path, before_template: Path) -> str:
+@dataclass(frozen=True)
+class CliDiff:
+    """What the CLI said, and its exit status (0: it diffed; the CLI exits 0 with or without differences)."""
+
+    status: int
+    text: str
+
+
+def cli_diff(stack: str, after: Path, before_template: Path) -> CliDiff:
     """The pinned CDK CLI's diff of one stack (and only it) of a synthesized assembly against a template file."""
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     result = subprocess.run(
@@ -270,10 +288,15 @@ def cli_diff(stack: str, after: Path, before_template: Path) -> str:
         timeout=600,
     )
     # The CLI writes its diff to stderr unless CI=true; keep both, in its order of importance.
-    return "\n".join(part for part in (result.stdout.strip(), result.stderr.strip()) if part)
+    return CliDiff(
+        result.returncode, "\n".join(part for part in (result.stdout.strip(), result.stderr.strip()) if part)
+    )
 
 
-def stack_sections(before_dir: Path | None, after_dir: Path, *, run_cli: Any = cli_diff) -> list[str]:
+def stack_sections(
+    before_dir: Path | None, after_dir: Path, *, run_cli: Any = None, failed: list[str] | None = None
+) -> list[str]:
+    """Each stack's section; the stacks whose CLI diff failed are appended to `failed`."""
     before = templates(before_dir) if before_dir else {}
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -281,16 +304,42 @@ def stack_sections(before_dir: Path | None, after_dir: Path, *, run_cli: Any = c
         empty.write_text("{}")
         for stack, template in templates(after_dir).items():
             base = before_dir / f"{stack}.template.json" if before_dir and stack in before else empty
-            cli = run_cli(stack, after_dir, base)
+            cli: CliDiff = (run_cli or cli_diff)(stack, after_dir, base)
             diffs = list(string_diffs(before.get(stack, {}), template))
-            unchanged = "There were no differences" in cli or "no differences" in cli.lower()
-            status = "no changes" if unchanged and not diffs else ("new stack" if stack not in before else "changed")
+            unchanged = "There were no differences" in cli.text or "no differences" in cli.text.lower()
+            if cli.status:
+                status = f"cdk diff failed (exit {cli.status})"
+                if failed is not None:
+                    failed.append(stack)
+            elif unchanged and not diffs:
+                status = "no changes"
+            else:
+                status = "new stack" if stack not in before else "changed"
             lines += [f"<details{' open' if status != 'no changes' else ''}><summary><code>{stack}</code>: {status}"]
-            lines += ["</summary>", "", f"{FENCE}diff", _fenced(shorten_long_lines(cli)), FENCE]
+            lines += ["</summary>", "", f"{FENCE}diff", _fenced(shorten_long_lines(cli.text)), FENCE]
             for diff in diffs:
                 lines += ["", f"`{diff.path}`, pretty-printed:", "", f"{FENCE}diff", *map(_fenced, diff.lines), FENCE]
             lines += ["</details>", ""]
     return lines
+
+
+def cut(text: str, limit: int = COMMENT_LIMIT) -> str:
+    """`text`, or its first lines up to `limit` characters with the fence and the <details> blocks still open there
+    closed, so that what follows the cut renders as text, not as part of a code block or a folded section."""
+    if len(text) <= limit:
+        return text
+    kept: list[str] = []
+    size, fence_open, details_open = 0, False, 0
+    for line in text.splitlines():
+        if size + len(line) + 1 > limit:
+            break
+        kept.append(line)
+        size += len(line) + 1
+        if line.startswith(FENCE):
+            fence_open = not fence_open
+        details_open += line.count("<details") - line.count("</details>")
+    closing = ([FENCE] if fence_open else []) + ["</details>"] * max(details_open, 0)
+    return "\n".join([*kept, *closing, "", f"(cut at {limit:,} characters: the job's artifact has it all)", ""])
 
 
 def _fenced(text: str) -> str:
@@ -304,19 +353,24 @@ def render(
     *,
     env_label: str,
     settings_before: Mapping[str, object] | None,
-    settings_after: Mapping[str, object],
+    settings_after: Mapping[str, object] | None,
     before_dir: Path | None,
     after_dir: Path,
     synth_log: str = "",
     synth_status: int = 0,
     title: str = "cdk diff",
-    run_cli: Any = cli_diff,
+    run_cli: Any = None,
+    failed: list[str] | None = None,
+    settings_error: str = "",
 ) -> str:
+    """The comment. `settings_after` None: the settings file could not be read (`settings_error` says why); the
+    comment then says so instead of a settings table, and the synth (which read the same file) has failed."""
     base, base_error = _load(settings_before, "base branch")
     head, head_error = _load(settings_after, env_label)
     lines = [f"## {title}: `{env_label}`", ""]
-    lines += [f"> **error**: {e}" for e in (base_error, head_error) if e]
-    lines += settings_section(env_label, settings_before, settings_after)
+    lines += [f"> **error**: {e}" for e in (base_error, settings_error or head_error) if e]
+    if settings_after is not None:
+        lines += settings_section(env_label, settings_before, settings_after)
     lines += cost_section(base, head)
     if synth_status:
         tail = synth_log.strip().splitlines()[-SYNTH_LOG_LINES:]
@@ -324,14 +378,8 @@ def render(
     else:
         against = "the templates in the before folder" if before_dir else "nothing (every stack is new)"
         lines += [f"### Stacks, each diffed once against {against}", ""]
-        lines += stack_sections(before_dir, after_dir, run_cli=run_cli)
-    text = "\n".join(lines)
-    if len(text) > COMMENT_LIMIT:
-        text = (
-            text[:COMMENT_LIMIT]
-            + f"\n{FENCE}\n\n(cut at {COMMENT_LIMIT:,} characters: the job's artifact has it all)\n"
-        )
-    return text
+        lines += stack_sections(before_dir, after_dir, run_cli=run_cli, failed=failed)
+    return cut("\n".join(lines))
 
 
 def _read_json(path: Path | None) -> dict[str, object] | None:
@@ -344,7 +392,7 @@ def _read_json(path: Path | None) -> dict[str, object] | None:
 def main(argv: list[str] | None = None) -> int:
     # jsii (the settings import the CDK) runs Node.js from PATH: the virtualenv's Node 24, as in app.py.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-    from config.environment import DEFAULT_ENV, read_environment
+    from config.environment import DEFAULT_ENV
 
     parser = argparse.ArgumentParser(prog="python -m tools.render_diff", description=__doc__.splitlines()[0])
     parser.add_argument("--after", type=Path, default=ROOT / "cdk.out", help="the synthesized assembly (cdk.out)")
@@ -356,28 +404,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--title", default="cdk diff")
     parser.add_argument("--output", type=Path, help="write the comment here (default: stdout)")
     args = parser.parse_args(argv)
+    return run_command(lambda: run(args), expected=(OperatorError,))
+
+
+def run(args: argparse.Namespace) -> int:
+    """Write the comment; 1 when a stack's diff failed (after writing it, so that it can still be posted)."""
+    from config.environment import read_environment
+    from config.settings import SettingError
+
+    if args.before is not None and not args.before.is_dir():
+        raise OperatorError(f"--before {args.before}: no such folder of templates")
+    # A settings file that cannot be read fails the synth as well: the comment must still come, saying why.
+    settings_error = ""
+    label, values = f"config/{args.env}.json", None
     try:
         environment = read_environment(args.env)
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    if args.before is not None and not args.before.is_dir():
-        print(f"error: --before {args.before}: no such folder of templates", file=sys.stderr)
-        return 1
+        label, values = environment.label, environment.values
+    except SettingError as error:
+        settings_error = str(error)
+    failed: list[str] = []
     text = render(
-        env_label=environment.label,
+        env_label=label,
         settings_before=_read_json(args.settings_before),
-        settings_after=environment.values,
+        settings_after=values,
+        settings_error=settings_error,
         before_dir=args.before,
         after_dir=args.after,
         synth_log=args.synth_log.read_text() if args.synth_log and args.synth_log.is_file() else "",
         synth_status=args.synth_status,
         title=args.title,
+        failed=failed,
     )
     if args.output:
         args.output.write_text(text + "\n")
     else:
         print(text)
+    if settings_error:
+        print(f"error: {settings_error}", file=sys.stderr)
+        return 1
+    if failed:
+        print(f"error: cdk diff failed for {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

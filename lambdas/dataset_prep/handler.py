@@ -12,6 +12,7 @@ Logs one JSON object per line. Raises a ``PrepError`` with a one-line message on
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,6 +37,8 @@ from .sinks import S3Sink
 _LOGGER = logging.getLogger("dataset_prep")
 _PROCESSING_RESERVE_S = 120.0
 _MIN_DOWNLOAD_S = 30.0
+# What a run that stops waiting still needs: to raise its error and log it before Lambda ends the invocation.
+_LOCK_WAIT_RESERVE_S = 30.0
 
 
 class _JsonFormatter(logging.Formatter):
@@ -142,15 +145,19 @@ def _download_policy(context: Any) -> DownloadPolicy:
     return DownloadPolicy(max_total_seconds=budget)
 
 
-def _lock_policy(context: Any) -> LockPolicy:
+def _lock_policy(context: Any, policy: LockPolicy | None = None) -> LockPolicy:
     """Wait for another run's dataset at most until shortly before this invocation times out, so that the wait
-    ends in the run's own one-line error rather than in Lambda's timeout."""
-    policy = LockPolicy()
+    ends in the run's own one-line error rather than in Lambda's timeout. The time left is asked when the wait
+    begins (after the download), not now."""
+    policy = policy or LockPolicy()
     remaining_ms = getattr(context, "get_remaining_time_in_millis", None)
     if not callable(remaining_ms):
         return policy
-    left = float(remaining_ms()) / 1000.0 - _MIN_DOWNLOAD_S
-    return LockPolicy(wait_seconds=max(_MIN_DOWNLOAD_S, min(policy.wait_seconds, left)))
+
+    def time_left() -> float:
+        return float(remaining_ms()) / 1000.0 - _LOCK_WAIT_RESERVE_S
+
+    return dataclasses.replace(policy, time_left=time_left)
 
 
 def result_payload(result: PrepResult, bucket: str) -> dict[str, Any]:

@@ -39,13 +39,22 @@ class LockLostError(SinkError):
 @dataclass(frozen=True)
 class LockPolicy:
     """``lease_seconds``: how long a lock protects its holder. ``wait_seconds``: how long a run waits for another
-    run's dataset before giving up. ``poll_seconds``: how often it looks meanwhile."""
+    run's dataset before giving up. ``poll_seconds``: how often it looks meanwhile. ``time_left``: the seconds the run
+    may still spend waiting (a Lambda's remaining time less what it needs to stop), asked when the wait begins, since
+    the download before it may have taken most of the invocation; None: no limit but ``wait_seconds``."""
 
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     wait_seconds: float = 600.0
     poll_seconds: float = 5.0
     clock: Callable[[], float] = field(default=time.time, compare=False)
     sleep: Callable[[float], None] = field(default=time.sleep, compare=False)
+    time_left: Callable[[], float] | None = field(default=None, compare=False)
+
+    def wait_budget(self) -> float:
+        """How long a wait that begins now may last."""
+        if self.time_left is None:
+            return self.wait_seconds
+        return max(0.0, min(self.wait_seconds, self.time_left()))
 
 
 def lock_key(prefix: str) -> str:
@@ -105,7 +114,8 @@ def acquire(
     complete dataset is there: nothing to write). Raises :class:`~.errors.SinkError` when the wait runs out."""
     owner = uuid.uuid4().hex
     key = lock_key(prefix)
-    deadline = policy.clock() + policy.wait_seconds
+    deadline: float | None = None  # set when the wait begins, from the time left then
+    budget = 0.0
     announced = False
     retries_at_once = 0  # after the lock went or changed under us; bounded, in case a store misbehaves
     held_until = "unknown"
@@ -135,6 +145,9 @@ def acquire(
             retries_at_once += 1
             continue
         retries_at_once = 0
+        if deadline is None:
+            budget = policy.wait_budget()
+            deadline = policy.clock() + budget
         if not announced:
             reporter.info(f"another run is preparing this dataset (lock {sink.uri(key)}); waiting for it")
             announced = True
@@ -142,6 +155,6 @@ def acquire(
         if left <= 0:
             raise SinkError(
                 f"another run is preparing this dataset (lock {sink.uri(key)}, held until {held_until}) and did "
-                f"not finish within {policy.wait_seconds:g} s: run again once it has (its dataset is then reused)"
+                f"not finish within {budget:g} s: run again once it has (its dataset is then reused)"
             )
         policy.sleep(min(policy.poll_seconds, left))

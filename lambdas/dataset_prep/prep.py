@@ -10,7 +10,7 @@ from pathlib import Path
 from .archive import SafeArchive
 from .config import SEPARATOR, Limits, PrepConfig, dataset_id, dataset_prefix
 from .errors import ChecksumError, DatasetError, SinkError, one_line
-from .lock import LockLostError, LockPolicy, acquire
+from .lock import DatasetLock, LockLostError, LockPolicy, acquire
 from .manifest import MANIFEST_NAME, TRAIN_KEY, VALIDATION_KEY, Manifest, ManifestError, OutputInfo
 from .progress import Reporter
 from .sinks import ObjectWriter, Sink
@@ -257,7 +257,7 @@ def build(
         except LockLostError:
             raise  # the prefix is the new holder's now: leave it alone
         except BaseException:
-            _clean_up(sink, ds_id, archive_md5, reporter)
+            _clean_up(sink, lock, ds_id, archive_md5, reporter)
             raise
     reporter.info(f"manifest written: {sink.uri(manifest.key)}")
     try:
@@ -267,16 +267,30 @@ def build(
     return result_for(sink, manifest, reused=False, downloaded=downloaded)
 
 
-def _clean_up(sink: Sink, ds_id: str, archive_md5: str, reporter: Reporter) -> None:
-    """After a failure: delete everything under the prefix, the lock included, unless a complete dataset is there
-    (written by a run that took over an expired lock of this one)."""
+def _clean_up(sink: Sink, lock: DatasetLock, ds_id: str, archive_md5: str, reporter: Reporter) -> None:
+    """After a failure: delete this run's outputs, by name, then its lock, but only while the lock is still this
+    run's. A run whose lease ran out may have been taken over (lock.py): the prefix, lock and outputs alike, is then
+    the new holder's, and deleting anything there would break its run."""
     prefix = dataset_prefix(ds_id)
     try:
-        if find_existing(sink, ds_id, archive_md5) is not None:
-            reporter.info(f"a complete dataset appeared at {sink.uri(prefix)} meanwhile; leaving it")
-            return
-        deleted = sink.delete_prefix(prefix)
-        reporter.info(f"cleaned up {deleted} object(s) under {sink.uri(prefix)}")
+        # Renewing is the check: it succeeds only on this run's version of the lock, and then no other run can take
+        # the lock before the lease just renewed runs out, so the deletions below cannot touch another run's objects.
+        lock.renew()
+    except LockLostError:
+        reporter.info(f"not cleaning up under {sink.uri(prefix)}: another run holds the lock {sink.uri(lock.key)} now")
+        return
+    except Exception as err:  # unknown whether it is still ours: leave everything; the lock expires by itself
+        reporter.info(f"not cleaning up under {sink.uri(prefix)}: the lock could not be checked: {one_line(err)}")
+        return
+    try:
+        if find_existing(sink, ds_id, archive_md5) is not None:  # the manifest went out before the failure
+            reporter.info(f"a complete dataset is at {sink.uri(prefix)}; leaving it")
+        else:
+            for key in (prefix + TRAIN_KEY, prefix + VALIDATION_KEY):
+                sink.delete(key)
+            reporter.info(f"cleaned up this run's outputs under {sink.uri(prefix)}")
+        if not sink.delete_if(lock.key, lock.tag):
+            reporter.info(f"the lock {sink.uri(lock.key)} changed meanwhile; left in place")
     except Exception as err:  # the original error matters more; say what is left behind
         reporter.info(f"clean-up under {sink.uri(prefix)} failed: {one_line(err)}")
 

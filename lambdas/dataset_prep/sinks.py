@@ -15,7 +15,6 @@ import contextlib
 import fcntl
 import hashlib
 import os
-import shutil
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -78,8 +77,8 @@ class Sink(ABC):
             writer.write(data)
 
     @abstractmethod
-    def delete_prefix(self, prefix: str) -> int:
-        """Delete every object whose key starts with ``prefix``; returns how many were deleted."""
+    def delete(self, key: str) -> None:
+        """Delete the object ``key`` if it exists."""
 
     @abstractmethod
     def create(self, key: str, data: bytes, content_type: str) -> str | None:
@@ -239,28 +238,11 @@ class S3Sink(Sink):
     def open_writer(self, key: str, content_type: str) -> ObjectWriter:
         return _S3Writer(self, key, content_type)
 
-    def delete_prefix(self, prefix: str) -> int:
-        if not prefix:
-            raise SinkError("refusing to delete an empty prefix (the whole bucket)")
-        deleted = 0
+    def delete(self, key: str) -> None:
         try:
-            paginator = self.client.get_paginator("list_objects_v2")
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
-                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-                if keys:
-                    response = self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
-                    errors = response.get("Errors", [])
-                    if errors:
-                        raise SinkError(
-                            f"S3 delete_objects failed for {len(errors)} keys under {self.uri(prefix)}: "
-                            f"{errors[0].get('Key')}: {errors[0].get('Message')}"
-                        )
-                    deleted += len(keys)
-        except SinkError:
-            raise
+            self.client.delete_object(Bucket=self.bucket, Key=key)  # S3 answers 204 for a missing key too
         except Exception as err:
-            raise SinkError(f"S3 delete failed under {self.uri(prefix)}: {one_line(err)}") from None
-        return deleted
+            raise SinkError(f"S3 delete_object failed for {self.uri(key)}: {one_line(err)}") from None
 
     @staticmethod
     def _condition_failed(err: Exception) -> bool:
@@ -394,18 +376,12 @@ class LocalDirSink(Sink):
     def open_writer(self, key: str, content_type: str) -> ObjectWriter:
         return _LocalWriter(self.path_for(key))
 
-    def delete_prefix(self, prefix: str) -> int:
-        if not prefix.strip("/"):
-            raise SinkError("refusing to delete an empty prefix (the whole directory)")
-        target = self.path_for(prefix.rstrip("/"))
-        if not target.exists():
-            return 0
-        count = sum(1 for p in target.rglob("*") if p.is_file())
+    def delete(self, key: str) -> None:
+        path = self.path_for(key)
         try:
-            shutil.rmtree(target)
+            path.unlink(missing_ok=True)
         except OSError as err:
-            raise SinkError(f"cannot delete {target}: {one_line(err)}") from None
-        return count
+            raise SinkError(f"cannot delete {path}: {one_line(err)}") from None
 
     # The conditional operations hold an exclusive flock on the object's folder, so that a compare and the swap
     # that follows are one step for every process using them on this file system; a plain create is a hard link,

@@ -3,7 +3,8 @@
 every boto3 client there with dummy credentials, one attempt per call and no real AWS configuration.
 
 Also what the failure tests need: an address where nothing listens, no credentials at all, and credentials that moto
-refuses (an IAM user without policies, with moto's IAM enforcement switched on through its /moto-api/reset-auth).
+refuses (an IAM user without policies, with moto's IAM enforcement switched on through its /moto-api/reset-auth);
+and what the preflight's tests need: an account that is ready for the default settings (`ready`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from fakes.aws_standin import StandInServer
+from fakes.aws_standin import Quota, StandIn, StandInServer
 from fakes.moto_server import ACCESS_KEY, REGION, SECRET_KEY, MotoServer
+from ops.preflight import TOOLKIT_STACK, TRAINING_LOG_GROUP
 
 CREDENTIAL_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -116,3 +118,55 @@ def environment(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> None:
     }
     for key, value in settings.items():
         monkeypatch.setenv(key, value)
+
+
+PARAMETER = "/cdk-bootstrap/hnb659fds/version"
+P3DN_TRAINING = Quota("sagemaker", "L-4A2E0F7B", "ml.p3dn.24xlarge for training job usage", 1)
+P3DN_SPOT = Quota("sagemaker", "L-7C9D1E22", "ml.p3dn.24xlarge for spot training job usage", 0)
+G5_ENDPOINT = Quota("sagemaker", "L-65C4BD00", "ml.g5.12xlarge for endpoint usage", 4)
+OTHERS = [Quota("sagemaker", f"L-0000{n:04d}", f"ml.m5.{n}xlarge for processing job usage", 4) for n in range(1, 6)]
+
+
+def bootstrapped(account: Loopback, version: str = "21") -> None:
+    cfn = account.client("cloudformation")
+    try:
+        cfn.describe_stacks(StackName=TOOLKIT_STACK)
+    except cfn.exceptions.ClientError:
+        template = {
+            "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+            "Outputs": {"BootstrapVersion": {"Value": "21"}},
+        }
+        cfn.create_stack(StackName=TOOLKIT_STACK, TemplateBody=json.dumps(template))
+    account.client("ssm").put_parameter(Name=PARAMETER, Value=version, Type="String", Overwrite=True)
+
+
+def not_bootstrapped(account: Loopback) -> None:
+    account.client("cloudformation").delete_stack(StackName=TOOLKIT_STACK)
+    ssm = account.client("ssm")
+    with contextlib.suppress(ssm.exceptions.ParameterNotFound):
+        ssm.delete_parameter(Name=PARAMETER)
+
+
+def training_log_group(account: Loopback, *, exists: bool = True) -> None:
+    logs = account.client("logs")
+    if exists:
+        with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+            logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+    else:
+        with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
+            logs.delete_log_group(logGroupName=TRAINING_LOG_GROUP)
+
+
+def default_quotas(state: StandIn) -> StandIn:
+    """The SageMaker quotas the default settings need (one p3dn for training, g5 endpoints), two to a page."""
+    state.applied = [*OTHERS[:3], P3DN_TRAINING, *OTHERS[3:], G5_ENDPOINT]
+    state.defaults = [*OTHERS, P3DN_TRAINING, P3DN_SPOT, G5_ENDPOINT]
+    state.page_size = 2
+    return state
+
+
+def ready(account: Loopback) -> StandIn:
+    """An account where the default configuration can deploy and train."""
+    bootstrapped(account)
+    training_log_group(account)
+    return default_quotas(account.standin.state)

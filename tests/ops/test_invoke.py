@@ -5,26 +5,30 @@
 * SageMaker Runtime InvokeEndpoint (REST-JSON, `POST /endpoints/{name}/invocations`), answering as the LMI
   container does, or failing as SageMaker does when the container answers with an error (ModelError).
 
-boto3 talks to it through `--endpoint-url` with dummy credentials; nothing leaves the machine.
+The HTTP server is fakes/aws_standin.py's; the answers are written here from each API's documented shapes (the
+query protocol's XML, JSON 1.1, REST-JSON with `x-amzn-ErrorType`), the values are the tests'. boto3 talks to it
+through `--endpoint-url` with dummy credentials; nothing leaves the machine.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
-import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
 
+from config.environment import read_environment
+from fakes.aws_standin import Answer, LoopbackServer, Request
 from ops import invoke as cli
 from ops.runtime import OUTPUT_KEYS, STACK_NAME
 
@@ -33,8 +37,6 @@ REGION = "eu-west-2"
 BASE = "LegalGptjServing-base"
 FINE_TUNED = "LegalGptjServing-fine-tuned"
 PROMPT = "His Honour Judge Richards:"
-
-Answer = tuple[int, dict[str, str], bytes]
 
 
 def json_answer(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Answer:
@@ -117,70 +119,44 @@ def describe_endpoint(fake: FakeAws, name: str) -> Answer:
     return json_answer(description)
 
 
-def handler_for(current: list[FakeAws]) -> type[BaseHTTPRequestHandler]:
-    """Requests go to `current[0]`: the server outlives each test, its state does not."""
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # quiet
-
-        def do_POST(self) -> None:
-            fake = current[0]
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-            path = urllib.parse.unquote(self.path)
-            target = self.headers.get("X-Amz-Target", "")
-            if path.startswith("/endpoints/") and path.endswith("/invocations"):
-                name = path.split("/")[2]
-                fake.calls.append(f"InvokeEndpoint {name}")
-                payload = json.loads(body)
-                fake.invocations.append((name, dict(self.headers), payload))
-                answer = (
-                    fake.container(name, payload)
-                    if name in fake.statuses
-                    else json_answer(
-                        {"message": f"Endpoint {name} of account 123456789012 not found."},
-                        status=400,
-                        headers={"x-amzn-ErrorType": "ValidationError:http://internal.amazon.com/coral/"},
-                    )
-                )
-            elif target == "SageMaker.DescribeEndpoint":
-                name = json.loads(body)["EndpointName"]
-                fake.calls.append(f"DescribeEndpoint {name}")
-                answer = describe_endpoint(fake, name)
-            elif urllib.parse.parse_qs(body.decode()).get("Action") == ["DescribeStacks"]:
-                fake.calls.append("DescribeStacks")
-                answer = describe_stacks(fake)
-            else:
-                answer = json_answer({"message": f"unexpected request {self.path} {target}"}, status=501)
-            status, headers, content = answer
-            self.send_response(status)
-            for key, value in {**headers, "Content-Length": str(len(content))}.items():
-                self.send_header(key, value)
-            self.end_headers()
-            self.wfile.write(content)
-
-    return Handler
+def answer(fake: FakeAws, request: Request) -> Answer:
+    """The three APIs' answers from `fake`, the state of the test that runs."""
+    path = urllib.parse.unquote(request.path)
+    target = request.headers.get("X-Amz-Target", "")
+    if path.startswith("/endpoints/") and path.endswith("/invocations"):
+        name = path.split("/")[2]
+        fake.calls.append(f"InvokeEndpoint {name}")
+        payload = json.loads(request.body)
+        fake.invocations.append((name, dict(request.headers), payload))
+        if name in fake.statuses:
+            return fake.container(name, payload)
+        return json_answer(
+            {"message": f"Endpoint {name} of account 123456789012 not found."},
+            status=400,
+            headers={"x-amzn-ErrorType": "ValidationError:http://internal.amazon.com/coral/"},
+        )
+    if target == "SageMaker.DescribeEndpoint":
+        name = json.loads(request.body)["EndpointName"]
+        fake.calls.append(f"DescribeEndpoint {name}")
+        return describe_endpoint(fake, name)
+    if urllib.parse.parse_qs(request.body.decode()).get("Action") == ["DescribeStacks"]:
+        fake.calls.append("DescribeStacks")
+        return describe_stacks(fake)
+    return json_answer({"message": f"unexpected request {request.method} {request.path} {target}"}, status=501)
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[tuple[ThreadingHTTPServer, list[FakeAws]]]:
+def server() -> Iterator[tuple[LoopbackServer, list[FakeAws]]]:
+    """Requests go to `holder[0]`: the server outlives each test, its state does not."""
     holder: list[FakeAws] = [FakeAws()]
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(holder))
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield httpd, holder
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with LoopbackServer(lambda request: answer(holder[0], request)) as running:
+        yield running, holder
 
 
 @pytest.fixture
-def aws(server: tuple[ThreadingHTTPServer, list[FakeAws]], monkeypatch: pytest.MonkeyPatch) -> FakeAws:
-    httpd, holder = server
-    holder[0] = FakeAws(url=f"http://127.0.0.1:{httpd.server_address[1]}")
+def aws(server: tuple[LoopbackServer, list[FakeAws]], monkeypatch: pytest.MonkeyPatch) -> FakeAws:
+    running, holder = server
+    holder[0] = FakeAws(url=running.url)
     for key, value in dummy_environment().items():
         monkeypatch.setenv(key, value)
     return holder[0]
@@ -191,7 +167,7 @@ def dummy_environment() -> dict[str, str]:
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": REGION,
+        "AWS_REGION": "ap-south-1",  # not where the endpoints are: the settings file or --region says that
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "AWS_EC2_METADATA_DISABLED": "true",
@@ -199,7 +175,7 @@ def dummy_environment() -> dict[str, str]:
 
 
 def run(aws: FakeAws, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = cli.main(["--prompt", PROMPT, "--endpoint-url", aws.url, *args])
+    code = cli.main(["--prompt", PROMPT, "--endpoint-url", aws.url, "--region", REGION, *args])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -406,9 +382,38 @@ def test_make_invoke_command_line_end_to_end(aws: FakeAws) -> None:
     assert result.stdout == f"{PROMPT} [{BASE} continues]\n"
 
 
-def test_makefile_has_the_invoke_target() -> None:
-    makefile = (ROOT / "Makefile").read_text()
-    assert '$(BIN)/python -m ops.invoke $(if $(PROMPT),--prompt "$(PROMPT)") $(ARGS)' in makefile
+def test_the_region_is_the_settings_files_of_the_environment(
+    aws: FakeAws, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Without --region the endpoints are looked for where config/<ENV>.json deploys them, whatever AWS_REGION says.
+    aws.outputs = None
+    shutil.copy(ROOT / "config" / "default.json", tmp_path / "default.json")  # region us-east-1
+    (tmp_path / "eu.json").write_text(json.dumps({"region": "eu-west-2"}))
+    monkeypatch.setattr(cli, "read_environment", lambda env: read_environment(env, tmp_path))
+    for env, region in (["--env", "eu"], "eu-west-2"), ([], "us-east-1"):
+        code = cli.main(["--prompt", PROMPT, "--endpoint-url", aws.url, *env])
+        assert code == 1
+        assert one_error_line(capsys.readouterr().err).startswith(f"stack {STACK_NAME} is not deployed in {region}:")
+
+
+def test_an_environment_without_a_settings_file_is_one_line(aws: FakeAws, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli.main(["--prompt", PROMPT, "--endpoint-url", aws.url, "--env", "nope"])
+    assert code == 1
+    assert one_error_line(capsys.readouterr().err) == (
+        "ENV=nope: no settings file config/nope.json (committed environments: default)"
+    )
+    assert aws.calls == []
+
+
+def test_make_invoke_passes_the_environment_and_the_prompt_verbatim() -> None:
+    prompt = 'it\'s "quoted" $$ok'
+    command = ["-n", "--no-print-directory", "invoke", "ENV=eu", f"PROMPT={prompt}", "ARGS=--compare"]
+    make = subprocess.run(
+        [shutil.which("make") or "make", *command], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    (line,) = [line for line in make.splitlines() if "-m ops.invoke" in line]
+    arguments = shlex.split(line.split("-m ops.invoke ", 1)[1])
+    assert arguments == ["--env", "eu", "--prompt", 'it\'s "quoted" $ok', "--compare"]
 
 
 def test_stack_and_output_names_match_the_app() -> None:

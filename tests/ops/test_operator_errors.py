@@ -8,14 +8,15 @@ stand-in (fakes/aws_standin.py), which answers in each API's own protocol as a t
 from __future__ import annotations
 
 import io
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
+import botocore.session
 import pytest
 from botocore.retries.standard import ThrottledRetryableChecker
 from moto.backends import get_backend
 
-from fakes.moto_server import ACCOUNT, REGION
-from ops import aws, errors, invoke, preflight, train
+from fakes.moto_server import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY
+from ops import errors, invoke, preflight, train
 from tests.ops.loopback import Loopback, unreachable_url
 
 Command = Callable[[], int]
@@ -24,15 +25,6 @@ COMMANDS: dict[str, Command] = {
     "invoke": lambda: invoke.main(["--prompt", "His Honour Judge Richards:"]),
     "preflight": lambda: preflight.main([]),
 }
-
-
-@pytest.fixture(autouse=True)
-def fresh_invoke_session() -> Iterator[None]:
-    # make invoke keeps one botocore session per process, holding the credentials it first found; here every test is
-    # a new process of its own.
-    aws.botocore_session.cache_clear()
-    yield
-    aws.botocore_session.cache_clear()
 
 
 def one_line(capsys: pytest.CaptureFixture[str], status: int) -> str:
@@ -51,6 +43,19 @@ def test_no_credentials(account: Loopback, capsys: pytest.CaptureFixture[str], c
         "no AWS credentials found: configure them (aws configure, AWS_PROFILE or the AWS_* variables; aws sso login "
         "for SSO) and run again"
     )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_run_reads_the_credentials_in_place_then(
+    account: Loopback, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    # Every run makes its own session (ops.aws.Clients): credentials added after a failed run are found by the next
+    # one in the same process, as they would be by a new process. Only the cached service models are shared.
+    account.no_credentials()
+    assert one_line(capsys, COMMANDS[command]()).startswith("no AWS credentials found")
+    account.credentials(ACCESS_KEY, SECRET_KEY)
+    COMMANDS[command]()
+    assert "credentials" not in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -138,3 +143,15 @@ def test_an_unexpected_error_keeps_its_traceback() -> None:
 
     with pytest.raises(KeyError):
         errors.run_command(bug)
+
+
+def test_no_region_says_where_the_region_is_set(
+    account: Loopback, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Settings live in config/<env>.json now: cdk.json refuses them (config/environment.py, check_cdk_json).
+    for variable in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(variable)
+    status = errors.run_command(lambda: botocore.session.get_session().create_client("sagemaker") and 0)
+    assert one_line(capsys, status) == (
+        "no AWS region: set region in the settings file config/<env>.json (ENV= chooses it), or pass --region"
+    )

@@ -5,10 +5,13 @@ which moto lacks, go through botocore's Stubber."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import functools
 import io
 import json
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import boto3
@@ -17,22 +20,47 @@ from botocore.stub import Stubber
 from moto.backends import get_backend
 from moto.core.utils import utcnow
 
+from fakes.aws_standin import Quota, StandInServer
 from fakes.moto_server import ACCOUNT, REGION, MotoServer
 from ops import train
+from ops.preflight import TRAINING_LOG_GROUP
+from tests.ops.loopback import default_quotas
 from tests.stop_executions import sagemaker_stubs as stubs
 
 DEFINITION = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/states"
+P4D_TRAINING = Quota("sagemaker", "L-2B3C4D5E", "ml.p4d.24xlarge for training job usage", 1)
 
 
-@pytest.fixture(scope="module")
-def moto_server() -> Iterator[MotoServer]:
-    with MotoServer() as server:
-        yield server
+@dataclass
+class Aws:
+    """moto on loopback, and the stand-in for Service Quotas (the preflight's), with SageMaker quotas a default run
+    can use; `client(service, region)` as MotoServer's."""
+
+    moto: MotoServer
+    standin: StandInServer
+
+    def client(self, service: str, region: str = REGION) -> Any:
+        if service == "service-quotas":
+            return _quotas_client(self.standin.url, region)
+        return self.moto.client(service, region)
+
+
+@functools.cache
+def _quotas_client(url: str, region: str) -> Any:
+    session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region)
+    return session.client("service-quotas", endpoint_url=url)
 
 
 @pytest.fixture
-def stack(moto_server: MotoServer) -> Iterator[tuple[str, str]]:
+def moto_server(loopback_servers: tuple[MotoServer, StandInServer]) -> Aws:
+    moto, standin = loopback_servers
+    default_quotas(standin.reset())
+    return Aws(moto, standin)
+
+
+@pytest.fixture
+def stack(moto_server: Aws) -> Iterator[tuple[str, str]]:
     """A deployed-looking training stack (a unique name per test) and its state machine's ARN."""
     sfn = moto_server.client("stepfunctions")
     machine = sfn.create_state_machine(name=f"pipeline-{uuid.uuid4().hex[:8]}", definition=DEFINITION, roleArn=ROLE_ARN)
@@ -48,13 +76,13 @@ def stack(moto_server: MotoServer) -> Iterator[tuple[str, str]]:
     moto_server.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
     logs = moto_server.client("logs")
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
-        logs.create_log_group(logGroupName=train.TRAINING_LOG_GROUP)  # SageMaker's, in any account that trained
+        logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)  # SageMaker's, in any account that trained
     yield name, machine["stateMachineArn"]
 
 
-def factory(moto_server: MotoServer, **overrides: Any) -> train.ClientFactory:
-    def clients(service: str, region: str) -> Any:
-        assert region == REGION
+def factory(moto_server: Aws, region: str = REGION, **overrides: Any) -> train.ClientFactory:
+    def clients(service: str, asked: str) -> Any:
+        assert asked == region
         return overrides.get(service) or moto_server.client(service, region)
 
     return clients
@@ -69,7 +97,7 @@ def execution_of(state_machine: str) -> Any:
     return execution
 
 
-def create_job(moto_server: MotoServer, name: str) -> None:
+def create_job(moto_server: Aws, name: str) -> None:
     moto_server.client("sagemaker").create_training_job(
         TrainingJobName=name,
         AlgorithmSpecification={"TrainingImage": "image", "TrainingInputMode": "File"},
@@ -96,12 +124,16 @@ class Scenario:
 
 
 def run(
-    stack: tuple[str, str], clients: train.ClientFactory, *args: str, scenario: Scenario | None = None
+    stack: tuple[str, str],
+    clients: train.ClientFactory,
+    *args: str,
+    scenario: Scenario | None = None,
+    region: str = REGION,
 ) -> tuple[int, str]:
     out = io.StringIO()
     scenario = scenario or Scenario([])
     status = train.main(
-        ["--region", REGION, "--stack-name", stack[0], *args],
+        ["--region", region, "--stack-name", stack[0], *args],
         clients=clients,
         out=out,
         sleep=scenario.sleep,
@@ -111,7 +143,7 @@ def run(
     return status, out.getvalue()
 
 
-def test_happy_path_starts_follows_and_says_how_to_deploy(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+def test_happy_path_starts_follows_and_says_how_to_deploy(moto_server: Aws, stack: tuple[str, str]) -> None:
     jobs = backend("sagemaker").training_jobs
     state: dict[str, str] = {}
 
@@ -156,7 +188,13 @@ def test_happy_path_starts_follows_and_says_how_to_deploy(moto_server: MotoServe
     job = state["job"]
     assert job == f"legal-gptj-{execution.name}"
     lines = printed.splitlines()
+    # The preflight first (the deployed instance type's quota, the log group), then the estimate, then the start.
     assert lines[0] == (
+        f"preflight for `make train`, account {ACCOUNT} in {REGION} (arn:aws:sts::{ACCOUNT}:user/moto): "
+        "all checks passed"
+    )
+    assert [line.split()[0] for line in lines[2:4]] == ["training", "ml.p3dn.24xlarge"]
+    assert lines[4] == (
         f"Cost estimate for this execution (config/default.json, epochs=1, method=lora) in {REGION} (USD)"
     )
     assert "693 documents x 1 epochs = ~13.0 M tokens, method lora" in printed
@@ -183,21 +221,31 @@ def test_happy_path_starts_follows_and_says_how_to_deploy(moto_server: MotoServe
     ]
 
 
-def test_a_missing_training_log_group_is_reported_once(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+def test_a_missing_training_log_group_stops_the_run_before_it_starts(
+    moto_server: Aws, stack: tuple[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
     logs = moto_server.client("logs")
     with contextlib.suppress(logs.exceptions.ResourceNotFoundException):
-        logs.delete_log_group(logGroupName=train.TRAINING_LOG_GROUP)
+        logs.delete_log_group(logGroupName=TRAINING_LOG_GROUP)
     status, printed = run(stack, factory(moto_server), "--no-follow")
+    assert (status, printed) == (1, "")
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"error: the log group {TRAINING_LOG_GROUP} does not exist in {REGION}")
+    assert "aws logs put-retention-policy" in line
+    assert moto_server.client("stepfunctions").list_executions(stateMachineArn=stack[1])["executions"] == []
+    # With the preflight skipped the run starts, and the missing log group is still said, as a warning.
+    status, printed = run(stack, factory(moto_server), "--no-follow", "--skip-preflight")
     assert status == 0
-    assert f"\nwarning: the log group {train.TRAINING_LOG_GROUP} does not exist in {REGION}" in printed
-    assert "aws logs put-retention-policy" in printed
-    logs.create_log_group(logGroupName=train.TRAINING_LOG_GROUP)
-    status, printed = run(stack, factory(moto_server), "--no-follow")
+    assert printed.startswith(
+        f"preflight skipped (SKIP_PREFLIGHT=1)\nwarning: the log group {TRAINING_LOG_GROUP} does not exist in {REGION}"
+    )
+    logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+    status, printed = run(stack, factory(moto_server), "--no-follow", "--skip-preflight")
     assert "warning" not in printed
 
 
 def test_the_cost_estimate_hook_runs_before_the_start(
-    moto_server: MotoServer, stack: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    moto_server: Aws, stack: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[tuple[int, int, str]] = []
     monkeypatch.setattr(
@@ -209,30 +257,68 @@ def test_the_cost_estimate_hook_runs_before_the_start(
     assert "make train ARGS=--attach" in printed
 
 
-def test_c_reaches_the_execution_input_as_the_flags_do(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+def test_c_reaches_the_execution_input_as_the_flags_do(moto_server: Aws, stack: tuple[str, str]) -> None:
     status, printed = run(stack, factory(moto_server), "--C", "epochs=1", "--no-follow")
     assert status == 0, printed
     assert json.loads(execution_of(stack[1]).execution_input)["epochs"] == 1
-    assert printed.startswith(f"Cost estimate for this execution (config/default.json with epochs=1) in {REGION}")
+    assert f"\nCost estimate for this execution (config/default.json with epochs=1) in {REGION}" in printed
     assert "693 documents x 1 epochs" in printed
 
 
-def test_the_estimate_is_for_the_deployed_instance_type(moto_server: MotoServer) -> None:
-    sfn = moto_server.client("stepfunctions")
+def deployed_stack(moto_server: Aws, region: str = REGION, instance_type: str = "ml.p4d.24xlarge") -> tuple[str, str]:
+    """A training stack deployed with another instance type than the settings file's, in `region`."""
+    sfn = moto_server.client("stepfunctions", region)
     machine = sfn.create_state_machine(name=f"p4d-{uuid.uuid4().hex[:8]}", definition=DEFINITION, roleArn=ROLE_ARN)
     name = f"LegalGptjTraining{uuid.uuid4().hex[:6]}"
-    outputs = {"StateMachineArn": machine["stateMachineArn"], "JobKind": "training", "InstanceType": "ml.p4d.24xlarge"}
+    outputs = {"StateMachineArn": machine["stateMachineArn"], "JobKind": "training", "InstanceType": instance_type}
     template = {
         "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
         "Outputs": {key: {"Value": value} for key, value in outputs.items()},
     }
-    moto_server.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
-    status, printed = run((name, machine["stateMachineArn"]), factory(moto_server), "--no-follow")
+    moto_server.client("cloudformation", region).create_stack(StackName=name, TemplateBody=json.dumps(template))
+    logs = moto_server.client("logs", region)
+    with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
+        logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
+    return name, machine["stateMachineArn"]
+
+
+def test_the_estimate_is_for_the_deployed_instance_type(moto_server: Aws) -> None:
+    moto_server.standin.state.applied.append(P4D_TRAINING)
+    name, machine = deployed_stack(moto_server)
+    status, printed = run((name, machine), factory(moto_server), "--no-follow")
     assert status == 0, printed
     assert f"warning: the deployed {name} differs from the settings file (training_instance_type=ml.p4d.24xlarge" in (
         printed
     )
+    assert "ml.p4d.24xlarge for training job usage (L-2B3C4D5E)" in printed  # the preflight checked that type too
     assert "1 x ml.p4d.24xlarge" in printed
+
+
+def test_the_preflight_checks_the_deployed_type_in_the_runs_region(
+    moto_server: Aws, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The file says ml.p3dn.24xlarge in us-east-1 (quota 1); the run is in eu-west-2, where ml.p4d.24xlarge is
+    # deployed and its quota is 0: the run must stop there, before it starts anything.
+    moto_server.standin.state.applied.append(dataclasses.replace(P4D_TRAINING, value=0))
+    name, machine = deployed_stack(moto_server, "eu-west-2")
+    status, printed = run((name, machine), factory(moto_server, "eu-west-2"), "--no-follow", region="eu-west-2")
+    assert status == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(
+        'error: SageMaker quota "ml.p4d.24xlarge for training job usage" (L-2B3C4D5E) is 0 in eu-west-2 and the '
+        "training job (1 x ml.p4d.24xlarge) needs 1:"
+    )
+    assert "Cost estimate" not in printed
+    assert moto_server.client("stepfunctions", "eu-west-2").list_executions(stateMachineArn=machine)["executions"] == []
+
+
+def test_the_estimate_is_for_the_runs_region(moto_server: Aws) -> None:
+    moto_server.standin.state.applied.append(P4D_TRAINING)
+    name, machine = deployed_stack(moto_server, "eu-west-2")
+    status, printed = run((name, machine), factory(moto_server, "eu-west-2"), "--no-follow", region="eu-west-2")
+    assert status == 0, printed
+    assert "\nCost estimate for this execution (config/default.json) in eu-west-2 (USD)\n" in printed
+    assert "no SageMaker price is known for eu-west-2" in printed
 
 
 @pytest.mark.parametrize(
@@ -261,7 +347,7 @@ def test_what_a_run_cannot_change_is_refused_before_any_call(
     assert capsys.readouterr().err == message
 
 
-def test_a_failed_run_prints_its_cause_and_exits_1(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+def test_a_failed_run_prints_its_cause_and_exits_1(moto_server: Aws, stack: tuple[str, str]) -> None:
     def run_fails() -> None:
         execution = execution_of(stack[1])
         execution.status, execution.stop_date = "FAILED", utcnow()
@@ -276,7 +362,7 @@ def test_a_failed_run_prints_its_cause_and_exits_1(moto_server: MotoServer, stac
     assert "make deploy" not in printed
 
 
-def test_ctrl_c_detaches_and_leaves_the_run_going(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+def test_ctrl_c_detaches_and_leaves_the_run_going(moto_server: Aws, stack: tuple[str, str]) -> None:
     def interrupt() -> None:
         raise KeyboardInterrupt
 
@@ -286,7 +372,7 @@ def test_ctrl_c_detaches_and_leaves_the_run_going(moto_server: MotoServer, stack
     assert execution_of(stack[1]).status == "RUNNING"
 
 
-def test_attach_follows_the_latest_running_execution(moto_server: MotoServer, stack: tuple[str, str]) -> None:
+def test_attach_follows_the_latest_running_execution(moto_server: Aws, stack: tuple[str, str]) -> None:
     sfn = moto_server.client("stepfunctions")
     sfn.start_execution(stateMachineArn=stack[1], name="260126-101500-a1b2", input="{}")
 
@@ -301,7 +387,7 @@ def test_attach_follows_the_latest_running_execution(moto_server: MotoServer, st
 
 
 def test_stop_stops_the_latest_running_execution_and_its_job(
-    moto_server: MotoServer, stack: tuple[str, str], capsys: pytest.CaptureFixture[str]
+    moto_server: Aws, stack: tuple[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     sfn = moto_server.client("stepfunctions")
     arn = sfn.start_execution(stateMachineArn=stack[1], name="260126-101500-a1b2", input="{}")["executionArn"]
@@ -325,7 +411,7 @@ def test_stop_stops_the_latest_running_execution_and_its_job(
     assert (status, printed) == (0, f"no running training execution in {REGION}\n")
 
 
-def test_an_undeployed_stack_is_one_clear_line(moto_server: MotoServer, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_undeployed_stack_is_one_clear_line(moto_server: Aws, capsys: pytest.CaptureFixture[str]) -> None:
     status, printed = run(("LegalGptjTrainingMissing", ""), factory(moto_server))
     assert (status, printed) == (1, "")
     assert capsys.readouterr().err == (
@@ -335,7 +421,7 @@ def test_an_undeployed_stack_is_one_clear_line(moto_server: MotoServer, capsys: 
 
 
 def test_missing_credentials_are_one_clear_line(
-    moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    moto_server: Aws, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     for key in (
         "AWS_ACCESS_KEY_ID",
@@ -350,7 +436,7 @@ def test_missing_credentials_are_one_clear_line(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # never ask an instance metadata service
-    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.endpoint_url)  # and never any real endpoint
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server.moto.endpoint_url)  # and never any real endpoint
     status = train.main(["--region", REGION], out=io.StringIO())
     assert status == 1
     err = capsys.readouterr().err
@@ -406,7 +492,3 @@ def test_the_stack_name_is_the_apps() -> None:
 def test_a_malformed_context_value_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
     assert train.main(["-c", "doc_count"]) == 1
     assert capsys.readouterr().err == "error: expected -c key=value, got 'doc_count'\n"
-
-
-def test_the_run_settings_are_the_state_machines_input_keys() -> None:
-    assert train.OVERRIDABLE_INPUT == ("doc_count", "epochs", "method")

@@ -134,10 +134,47 @@ def test_download_budget_respects_remaining_time(monkeypatch: pytest.MonkeyPatch
         _download_policy(None)
 
 
-def test_the_wait_for_another_run_ends_before_the_invocation_does() -> None:
+class Invocation:
+    """A Lambda invocation's clock: its context's remaining time goes down as the run's clock goes on."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.now = 1_000_000.0
+        self.ends = self.now + timeout_s
+        self.slept = 0.0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self.ends - self.now) * 1000)
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+
+@pytest.mark.parametrize(("download_s", "left_when_waiting_s"), [(0, 900), (860, 40), (890, 10), (899, 1)])
+def test_the_wait_for_another_run_ends_before_the_invocation_does(
+    archive: SyntheticArchive, s3: Any, bucket: str, download_s: float, left_when_waiting_s: float
+) -> None:
+    # The policy is made when the invocation starts; the wait starts after the download, with less time left.
+    from lambdas.dataset_prep import LockPolicy, S3Sink, SinkError, dataset_id, dataset_prefix, prepare
+    from lambdas.dataset_prep.handler import _lock_policy
+    from lambdas.dataset_prep.lock import lock_key
+
+    invocation = Invocation(timeout_s=900)
+    policy = _lock_policy(invocation, LockPolicy(clock=invocation.clock, sleep=invocation.sleep))
+    invocation.now += download_s
+    config = PrepConfig(doc_count=6)
+    held = json.dumps({"owner": "another run", "expires": invocation.now + 3600}).encode()
+    s3.put_object(Bucket=bucket, Key=lock_key(dataset_prefix(dataset_id(archive.md5, config))), Body=held)
+    with pytest.raises(SinkError, match="another run is preparing this dataset"):
+        prepare(archive.path, S3Sink(s3, bucket), config, lock_policy=policy)
+    assert invocation.slept < left_when_waiting_s  # it says why in its own words, before Lambda's timeout
+    assert invocation.slept == min(600, max(0, left_when_waiting_s - 30))
+
+
+def test_outside_lambda_the_wait_is_the_policys() -> None:
     from lambdas.dataset_prep.handler import _lock_policy
 
-    assert _lock_policy(FakeContext(900_000)).wait_seconds == 600
-    assert _lock_policy(FakeContext(300_000)).wait_seconds == 270
-    assert _lock_policy(FakeContext(10_000)).wait_seconds == 30
-    assert _lock_policy(None).wait_seconds == 600
+    assert _lock_policy(None).wait_budget() == 600

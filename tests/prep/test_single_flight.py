@@ -30,6 +30,7 @@ from lambdas.dataset_prep import (
     Manifest,
     PrepConfig,
     PrepResult,
+    Reporter,
     S3Sink,
     SinkError,
     dataset_id,
@@ -37,7 +38,7 @@ from lambdas.dataset_prep import (
     find_existing,
     prepare,
 )
-from lambdas.dataset_prep.lock import lock_key
+from lambdas.dataset_prep.lock import DatasetLock, acquire, lock_key
 from lambdas.dataset_prep.prep import prepare_archive
 
 CONFIG = PrepConfig(doc_count=6)
@@ -292,3 +293,128 @@ def test_the_local_sink_conditions(tmp_path: Path) -> None:
     assert sink.delete_if("datasets/x/.lock", new_tag) is True
     assert sink.read_tagged("datasets/x/.lock") is None
     assert [p.name for p in (tmp_path / "datasets" / "x").iterdir()] == []  # no staging files left behind
+
+
+class Notes(Reporter):
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+
+def test_only_the_first_of_two_waiters_takes_over_an_expired_lock(
+    archive: SyntheticArchive, s3: Any, bucket: str
+) -> None:
+    # Both waiters read the same expired lock (the same ETag) before either replaces it; only the first conditional
+    # replace may succeed. Without If-Match on the takeover both would hold the lock and both would write.
+    prefix = dataset_prefix(dataset_id(archive.md5, CONFIG))
+    key = lock_key(prefix)
+    s3.put_object(Bucket=bucket, Key=key, Body=lock_body(expires=1.0))  # a holder killed long ago
+    a_at_replace, b_at_replace, a_replaced = threading.Event(), threading.Event(), threading.Event()
+    seen_while_b_waits: list[bytes] = []
+    a_done = threading.Event()
+
+    def takeover(name: str, kwargs: dict[str, Any]) -> bool:
+        # Any write of the lock but its creation (If-None-Match), so that a takeover without If-Match is caught too.
+        return name == "put_object" and kwargs.get("Key") == key and "IfNoneMatch" not in kwargs
+
+    def a_hook(name: str, kwargs: dict[str, Any]) -> None:
+        if takeover(name, kwargs):
+            a_at_replace.set()
+            assert b_at_replace.wait(WAIT), "waiter B never came to replace the lock"
+
+    def b_hook(name: str, kwargs: dict[str, Any]) -> None:
+        if takeover(name, kwargs):
+            b_at_replace.set()  # B read the lock, and its tag, before A replaced it
+            assert a_replaced.wait(WAIT), "waiter A never replaced the lock"
+
+    def b_sleep(seconds: float) -> None:  # B waits: the lock must still be A's
+        seen_while_b_waits.append(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        a_done.set()  # ... and A's dataset is then complete (is_done below)
+
+    results: dict[str, DatasetLock | BaseException | None] = {}
+    notes = {"a": Notes(), "b": Notes()}
+
+    def wait_for(label: str, hook: Callable[[str, dict[str, Any]], None], sleep: Callable[[float], None]) -> None:
+        policy = LockPolicy(poll_seconds=0.01, wait_seconds=WAIT, sleep=sleep)
+        try:
+            results[label] = acquire(
+                S3Sink(HookedClient(s3, hook), bucket), prefix, policy, is_done=a_done.is_set, reporter=notes[label]
+            )
+        except BaseException as err:  # reported by the assertions, not lost in the thread
+            results[label] = err
+        finally:
+            if label == "a":
+                a_replaced.set()
+
+    a = threading.Thread(target=wait_for, args=("a", a_hook, lambda s: None))
+    b = threading.Thread(target=wait_for, args=("b", b_hook, b_sleep))
+    a.start()
+    b.start()
+    a.join(WAIT)
+    b.join(WAIT)
+    assert not a.is_alive() and not b.is_alive()
+    a_lock = results["a"]
+    assert isinstance(a_lock, DatasetLock), results
+    assert results["b"] is None, results  # B waited, then found the dataset done: it never held the lock
+    owners = [json.loads(body)["owner"] for body in seen_while_b_waits]
+    assert owners and set(owners) == {a_lock.owner}
+    assert [line for line in notes["b"].lines if line.startswith("took over")] == []
+    assert [line for line in notes["a"].lines if line.startswith("took over")] != []
+
+
+def test_a_run_whose_lease_was_taken_over_leaves_the_new_holders_lock_and_outputs_when_it_fails(
+    archive: SyntheticArchive, s3: Any, bucket: str
+) -> None:
+    # Run A's lease runs out while it writes (lease 0 here); run B takes the lock over and starts writing; then A's
+    # upload fails. A's clean-up must leave B's lock and B's objects alone, and B must publish its dataset.
+    prefix = dataset_prefix(dataset_id(archive.md5, CONFIG))
+    a_paused, b_writing, a_finished = threading.Event(), threading.Event(), threading.Event()
+    results: dict[str, PrepResult | BaseException] = {}
+    a_notes = Notes()
+
+    def validation_upload(name: str, kwargs: dict[str, Any]) -> bool:
+        return name == "put_object" and str(kwargs.get("Key", "")).endswith("validation/validation.txt")
+
+    def a_hook(name: str, kwargs: dict[str, Any]) -> None:
+        if validation_upload(name, kwargs):
+            a_paused.set()
+            assert b_writing.wait(WAIT), "run B never started writing"
+            raise ConnectionResetError("A's upload fails")
+
+    def b_hook(name: str, kwargs: dict[str, Any]) -> None:
+        if validation_upload(name, kwargs):  # B holds the lock and has written its train.txt
+            b_writing.set()
+            assert a_finished.wait(WAIT), "run A never finished"
+
+    def prep(label: str, hook: Callable[[str, dict[str, Any]], None], policy: LockPolicy, done: threading.Event,
+             reporter: Reporter) -> None:  # fmt: skip
+        try:
+            sink = S3Sink(HookedClient(s3, hook), bucket)
+            results[label] = prepare_archive(archive.path, sink, CONFIG, lock_policy=policy, reporter=reporter)
+        except BaseException as err:  # reported by the assertions, not lost in the thread
+            results[label] = err
+        finally:
+            done.set()
+
+    a_policy = LockPolicy(lease_seconds=0.0, poll_seconds=0.01, wait_seconds=WAIT)
+    b_policy = LockPolicy(poll_seconds=0.01, wait_seconds=WAIT)
+    a = threading.Thread(target=prep, args=("a", a_hook, a_policy, a_finished, a_notes))
+    a.start()
+    assert a_paused.wait(WAIT), "run A never reached its second object"
+    b = threading.Thread(target=prep, args=("b", b_hook, b_policy, threading.Event(), Reporter()))
+    b.start()
+    a.join(WAIT)
+    b.join(WAIT)
+    assert not a.is_alive() and not b.is_alive()
+    assert isinstance(results["a"], SinkError) and "A's upload fails" in str(results["a"]), results
+    b_result = results["b"]
+    assert isinstance(b_result, PrepResult) and b_result.reused is False, results
+    assert list_keys(s3, bucket, prefix) == [
+        f"{prefix}manifest.json",
+        f"{prefix}train/train.txt",
+        f"{prefix}validation/validation.txt",
+    ]
+    assert find_existing(S3Sink(s3, bucket), b_result.dataset_id, archive.md5) == b_result.manifest
+    assert any("lock" in line and "clean" in line for line in a_notes.lines), a_notes.lines

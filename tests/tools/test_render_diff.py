@@ -42,6 +42,31 @@ def test_short_strings_and_equal_templates_give_no_readable_diff() -> None:
     assert list(render_diff.string_diffs({"a": {"b": "short"}}, {"a": {"b": "other"}})) == []
 
 
+def test_a_new_or_removed_resources_long_strings_are_shown_whole(tmp_path: Path) -> None:
+    # A resource (or a whole stack) on one side only: its long strings appear nowhere else, the CLI's line is cut.
+    (added,) = render_diff.string_diffs({"Resources": {}}, machine("1"))
+    (removed,) = render_diff.string_diffs(machine("3"), {})
+    assert added.path == removed.path == "Resources.Machine.Properties.Definition"
+    body = [line for line in added.lines if not line.startswith("@@")]
+    assert body and all(line.startswith("+") for line in body)
+    assert '+        "epochs": "1",' in body
+    assert all(line.startswith("-") for line in removed.lines if not line.startswith("@@"))
+    # In the comment, a new stack's definition is there in full.
+    after = write_assembly(tmp_path / "after", {"LegalGptjTraining": machine("1")})
+    text = render_diff.render(
+        env_label="config/default.json", settings_before=BASE_SETTINGS, settings_after=BASE_SETTINGS,
+        before_dir=None, after_dir=after, run_cli=fake_cli([]),
+    )  # fmt: skip
+    assert "<code>LegalGptjTraining</code>: new stack" in text
+    assert '+        "epochs": "1",' in text and '"Resource": "arn:${AWS::Partition}:sagemaker"' in text
+
+
+def test_long_strings_in_lists_of_another_length_are_still_compared() -> None:
+    long = "y" * 250
+    diffs = list(render_diff.string_diffs({"A": [long]}, {"A": [long, long + "z"]}))
+    assert [d.path for d in diffs] == ["A[1]"]
+
+
 def test_text_that_is_not_json_is_split_at_its_structure() -> None:
     lines = render_diff.pretty('{"a":[1,${Token}],"b":"x,{y}"}')
     assert lines == ["{", '  "a":[', "    1,", "    ${Token}", "  ],", '  "b":"x,{y}"', "}"]
@@ -67,10 +92,10 @@ def test_settings_rows_show_what_differs_from_the_defaults_and_what_changed() ->
     assert "| `region` | `(required)` | `us-east-1` | `us-east-1` |" in text
 
 
-def fake_cli(calls: list[tuple[str, str]]) -> Any:
-    def run(stack: str, after: Path, before: Path) -> str:
+def fake_cli(calls: list[tuple[str, str]], status: int = 0) -> Any:
+    def run(stack: str, after: Path, before: Path) -> render_diff.CliDiff:
         calls.append((stack, before.name))
-        return f"Stack {stack}\n[~] something changed\n" + "[-] " + "z" * 400
+        return render_diff.CliDiff(status, f"Stack {stack}\n[~] something changed\n" + "[-] " + "z" * 400)
 
     return run
 
@@ -132,6 +157,53 @@ def test_a_failed_synth_shows_its_log_and_no_stack_diff(tmp_path: Path) -> None:
     assert "### Stacks" not in text
 
 
+def test_a_failed_cli_diff_is_said_and_fails_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    after = write_assembly(tmp_path / "after", {"LegalGptjTraining": machine("1"), "LegalGptjDataset": {}})
+    text = render_diff.render(
+        env_label="config/default.json", settings_before=BASE_SETTINGS, settings_after=BASE_SETTINGS,
+        before_dir=None, after_dir=after, run_cli=fake_cli([], status=2),
+    )  # fmt: skip
+    assert "<code>LegalGptjDataset</code>: cdk diff failed (exit 2)" in text
+    assert "<code>LegalGptjTraining</code>: cdk diff failed (exit 2)" in text
+    assert "[~] something changed" in text  # what the CLI said, to see why
+    # The command writes the comment and exits non-zero, so that the workflow fails after posting it.
+    monkeypatch.setattr(render_diff, "cli_diff", fake_cli([], status=2))
+    output = tmp_path / "comment.md"
+    assert render_diff.main(["--after", str(after), "--output", str(output)]) == 1
+    assert "cdk diff failed (exit 2)" in output.read_text()
+    assert capsys.readouterr().err == "error: cdk diff failed for LegalGptjDataset, LegalGptjTraining\n"
+
+
+def test_the_real_cli_diff_reports_its_exit_status(tmp_path: Path) -> None:
+    # The pinned CLI against an assembly folder that holds no cloud assembly: it fails, and the status is kept.
+    if not render_diff.CDK.exists():
+        pytest.skip("run `make setup` for the pinned CLI")
+    empty = tmp_path / "empty.template.json"
+    empty.write_text("{}")
+    result = render_diff.cli_diff("LegalGptjDataset", tmp_path / "no-assembly", empty)
+    assert result.status != 0 and result.text
+
+
+def test_a_comment_cut_at_the_limit_closes_its_fences_and_details(tmp_path: Path) -> None:
+    # Each stack's diff is 2,000 lines in a fence inside <details>: the cut falls inside both.
+    after = write_assembly(tmp_path / "after", {"LegalGptjTraining": {}, "LegalGptjServing": {}})
+
+    def long_diff(stack: str, after: Path, before: Path) -> render_diff.CliDiff:
+        return render_diff.CliDiff(0, "\n".join(f"[+] AWS::IAM::Policy Resource{n}" for n in range(2000)))
+
+    text = render_diff.render(
+        env_label="config/default.json", settings_before=BASE_SETTINGS, settings_after=BASE_SETTINGS,
+        before_dir=None, after_dir=after, run_cli=long_diff,
+    )  # fmt: skip
+    assert len(text) <= render_diff.COMMENT_LIMIT + 200
+    assert text.rstrip().endswith("(cut at 60,000 characters: the job's artifact has it all)")
+    lines = text.splitlines()
+    assert sum(line.startswith(render_diff.FENCE) for line in lines) % 2 == 0
+    assert text.count("<details") == text.count("</details>") >= 1
+
+
 def test_without_a_base_settings_file_the_comment_says_so(tmp_path: Path) -> None:
     after = write_assembly(tmp_path / "after", {})
     text = render_diff.render(
@@ -170,3 +242,16 @@ def test_changing_epochs_shows_as_one_readable_line_through_the_pinned_cli() -> 
     readable = text.split("DefinitionString`, pretty-printed:", 1)[1]
     changed = [line for line in readable.splitlines() if line.startswith(("+", "-"))]
     assert len(changed) == 2 and changed[0].endswith(': 3 %}",') and changed[1].endswith(': 1 %}",')
+
+
+def test_a_settings_file_that_cannot_be_read_still_gets_a_comment(tmp_path: Path) -> None:
+    # The synth failed on the same file: the comment says why, with the synth's log, and the command fails.
+    output = tmp_path / "comment.md"
+    log = tmp_path / "synth.log"
+    log.write_text("error: ENV=nosuch: no settings file config/nosuch.json (committed environments: default)\n")
+    argv = ["--env", "nosuch", "--after", str(tmp_path), "--synth-log", str(log), "--synth-status", "2"]
+    assert render_diff.main([*argv, "--output", str(output)]) == 1
+    text = output.read_text()
+    assert text.startswith("## cdk diff: `config/nosuch.json`")
+    assert "> **error**: ENV=nosuch: no settings file config/nosuch.json" in text
+    assert "### Synth failed (exit status 2): no diff" in text
