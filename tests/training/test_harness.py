@@ -1,6 +1,7 @@
 """The runner the slow tests start their subprocesses with (conftest.Launched)."""
 
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -9,9 +10,11 @@ import psutil
 
 from tests.training.conftest import Launched
 
+# One write(2) per line: two workers share the pipe, and print() under PYTHONUNBUFFERED writes the text and its
+# newline separately, so their lines interleaved ("worker 13704worker 13705").
 WORKER = """
-import os, sys, time
-print(f"worker {os.getpid()}", flush=True)
+import os, time
+os.write(1, f"worker {os.getpid()}\\n".encode())
 time.sleep(600)
 """
 
@@ -23,9 +26,9 @@ def test_killing_a_torchrun_run_ends_its_workers_too(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
     run = Launched(tmp_path, command, {**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and sum(line.startswith("worker ") for line in run.lines) < 2:
+    while time.monotonic() < deadline and len(worker_pids(run)) < 2:
         time.sleep(0.1)
-    workers = [int(line.split()[1]) for line in run.lines if line.startswith("worker ")]
+    workers = worker_pids(run)
     assert len(workers) == 2, "".join(run.lines)
     run.kill()
     run.thread.join(timeout=60)
@@ -33,6 +36,10 @@ def test_killing_a_torchrun_run_ends_its_workers_too(tmp_path: Path) -> None:
     while time.monotonic() < deadline and any(map(running, workers)):
         time.sleep(0.1)
     assert [pid for pid in workers if running(pid)] == []
+
+
+def worker_pids(run: Launched) -> list[int]:
+    return [int(pid) for pid in re.findall(r"^worker (\d+)$", "".join(run.lines), re.MULTILINE)]
 
 
 def running(pid: int) -> bool:
