@@ -17,6 +17,8 @@ bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
 
+# 12 tiny training runs, ~34 s on the CI machine: `make test-e2e` and `make test-container` run it, `make test` not.
+@pytest.mark.e2e
 def test_tiny_benchmark_runs_every_configuration_and_writes_its_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
