@@ -97,13 +97,11 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
 from config import Settings
+from fakes.moto_server import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY
 from stacks.constructs.training_definition import PipelineSpec
 from stacks.images import training_image
 
 ROOT = Path(__file__).resolve().parents[1]
-ACCOUNT = "123456789012"  # moto's default account
-REGION = "us-east-1"
-ACCESS_KEY = SECRET_KEY = "testing"
 JSONATA_VERSION = "2.0.6"
 MIN_NODE_MAJOR = 22  # package.json's engines; the virtualenv brings 24
 
@@ -589,7 +587,7 @@ class TrainingContainer:
     def __call__(self, job: str, request: Mapping[str, Any]) -> JobOutcome:
         import tarfile
 
-        s3 = boto3.client("s3", region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        s3 = _moto_client("s3")
         opt_ml = self.root / job / "opt" / "ml"
         hyperparameters = {str(k): str(v) for k, v in request.get("HyperParameters", {}).items()}
         channels: dict[str, Path] = {}
@@ -688,15 +686,16 @@ def _sagemaker_model() -> Any:
     return botocore.session.get_session().get_service_model("sagemaker")
 
 
+def _moto_client(service: str, region: str = REGION, config: Config | None = None) -> Any:
+    """A client of moto's in-process backends (they answer it inside `mock_aws`)."""
+    return boto3.client(
+        service, region_name=region, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY, config=config
+    )
+
+
 def sagemaker_client(region: str = REGION) -> Any:
     """A client that validates every request against botocore's model and tries each call once."""
-    return boto3.client(
-        "sagemaker",
-        region_name=region,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        config=Config(parameter_validation=True, retries={"total_max_attempts": 1}),
-    )
+    return _moto_client("sagemaker", region, Config(parameter_validation=True, retries={"total_max_attempts": 1}))
 
 
 class SageMakerSync(StateTaskServiceCallback):
@@ -979,9 +978,7 @@ class StepFunctions:
     def client(self, service: str) -> Any:
         """A client of moto's in-process backends (kept: making one costs more than a call)."""
         if service not in self._clients:
-            self._clients[service] = boto3.client(
-                service, region_name=REGION, aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY
-            )
+            self._clients[service] = _moto_client(service)
         return self._clients[service]
 
     def create_state_machine(self, definition: Mapping[str, Any] | str, name: str = "pipeline") -> str:
