@@ -58,6 +58,7 @@ import contextlib
 import functools
 import importlib
 import json
+import math
 import os
 import subprocess
 import sys
@@ -158,7 +159,6 @@ class JsonataEngine:
         self.root = root
         self._process: subprocess.Popen[str] | None = None
         self._lock = threading.Lock()
-        self.evaluations = 0
 
     def start(self) -> JsonataEngine:
         if not self.node.exists():
@@ -202,7 +202,6 @@ class JsonataEngine:
             self._process.stdin.write(json.dumps({"expression": expression}) + "\n")
             self._process.stdin.flush()
             reply = json.loads(self._read_line())
-            self.evaluations += 1
         if "error" in reply:
             raise JsonataError(reply["error"]["code"], reply["error"]["message"], expression)
         return None if reply.get("undefined") else reply["value"]
@@ -504,14 +503,12 @@ class SageMaker:
 def tuned_hyperparameters(ranges: Mapping[str, Any]) -> dict[str, str]:
     """A value inside each of a tuning request's ranges, as a tuning job reports its best training job's: the middle
     of a continuous or integer range (on its scale), a categorical range's first value."""
-    import math
-
     tuned: dict[str, str] = {}
-    for kind, convert in (("ContinuousParameterRanges", float), ("IntegerParameterRanges", int)):
+    for kind in ("ContinuousParameterRanges", "IntegerParameterRanges"):
         for item in ranges.get(kind, []):
             low, high = float(item["MinValue"]), float(item["MaxValue"])
             middle = math.sqrt(low * high) if item.get("ScalingType") == "Logarithmic" else (low + high) / 2
-            tuned[item["Name"]] = str(convert(middle) if convert is float else round(middle))
+            tuned[item["Name"]] = str(middle if kind == "ContinuousParameterRanges" else round(middle))
     for item in ranges.get("CategoricalParameterRanges", []):
         tuned[item["Name"]] = str(item["Values"][0])
     return tuned
@@ -581,7 +578,6 @@ class TrainingContainer:
 
     root: Path
     extra_env: Mapping[str, str] = field(default_factory=dict)
-    python: str = sys.executable
     runs: list[dict[str, Any]] = field(default_factory=list)
 
     def __call__(self, job: str, request: Mapping[str, Any]) -> JobOutcome:
@@ -624,7 +620,7 @@ class TrainingContainer:
             "TRAINING_JOB_NAME": job,
             **self.extra_env,
         }
-        command = [self.python, str(code / hyperparameters["sagemaker_program"]), *argv]
+        command = [sys.executable, str(code / hyperparameters["sagemaker_program"]), *argv]
         result = subprocess.run(command, cwd=code, env=env, capture_output=True, text=True, check=False)
         log = result.stdout + result.stderr
         self.runs.append({"job": job, "argv": argv, "env": env, "returncode": result.returncode, "log": log})
@@ -904,11 +900,11 @@ class StepFunctions:
     """moto's ASL interpreter with the stand-ins above plugged in, inside `mock_aws`; `run` executes a state
     machine to its end. One instance may serve many executions (its backends persist until `stop`)."""
 
-    def __init__(self, engine: JsonataEngine, lambdas: LambdaRuntime | None = None) -> None:
+    def __init__(self, engine: JsonataEngine) -> None:
         self.engine = engine
         self.clock = Clock()
         self.sagemaker = SageMaker()
-        self.lambdas = lambdas or LambdaRuntime()
+        self.lambdas = LambdaRuntime()
         self._stack = contextlib.ExitStack()
         self._clients: dict[str, Any] = {}
 
@@ -1023,7 +1019,7 @@ class StepFunctions:
 
 
 @contextlib.contextmanager
-def step_functions(lambdas: LambdaRuntime | None = None) -> Iterator[StepFunctions]:
+def step_functions() -> Iterator[StepFunctions]:
     """A JSONata engine and the interpreter, started and stopped together."""
-    with JsonataEngine() as engine, StepFunctions(engine, lambdas) as interpreter:
+    with JsonataEngine() as engine, StepFunctions(engine) as interpreter:
         yield interpreter
