@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib
+import io
 import json
 import math
 import os
@@ -66,6 +67,7 @@ import threading
 import time
 import traceback
 import uuid
+import zipfile
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -800,6 +802,28 @@ def pipeline_spec(
         source_s3_uri=source_s3_uri,
         image_uri=training_image(settings.region).uri,
     )
+
+
+def create_prep_function(sf: StepFunctions, name: str, role_arn: str, environment: Mapping[str, str]) -> str:
+    """The dataset prep function as the dataset stack deploys it (stacks/constructs/dataset_prep.py: its handler,
+    memory and timeout), in moto, with `environment` as its variables; returns its ARN. The code package holds a
+    placeholder only: `LambdaRuntime` imports the handler from this checkout's lambdas/."""
+    from stacks.constructs import dataset_prep
+
+    package = io.BytesIO()
+    with zipfile.ZipFile(package, "w") as code:
+        code.writestr("placeholder.py", "")
+    arn: str = sf.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.14",
+        Role=role_arn,
+        Handler="dataset_prep.handler.handler",
+        Code={"ZipFile": package.getvalue()},
+        Timeout=int(dataset_prep.TIMEOUT.to_seconds()),
+        MemorySize=dataset_prep.MEMORY_MB,
+        Environment={"Variables": dict(environment)},
+    )["FunctionArn"]
+    return arn
 
 
 # ---------------------------------------------------------------- Lambda

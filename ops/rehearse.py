@@ -16,14 +16,12 @@ not model quality: the archive is synthetic and the model tiny.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 import os
 import sys
 import tempfile
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,27 +86,16 @@ def hub_cache(folder: Path, model: Path) -> Path:
 def deploy(sf: Any, archive: Any, source_url: str, settings: Any) -> dict[str, Any]:
     """What the dataset and training stacks would have created, in moto: the bucket, the prep function with the
     dataset stack's environment, the job role, the failure topic, the shipped source archive, the state machine."""
-    from fakes.stepfunctions import pipeline_spec
+    from fakes.stepfunctions import create_prep_function, pipeline_spec
     from stacks.constructs import training_definition as td
     from stacks.constructs.training_source import TRAINING_SOURCE, archive_bytes
 
     sf.client("s3").create_bucket(Bucket=BUCKET)
     role = sf.client("iam").create_role(RoleName="job-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as code:
-        code.writestr("placeholder.py", "")  # the runtime runs lambdas/dataset_prep from this checkout
-    prep = sf.client("lambda").create_function(
-        FunctionName="prep",
-        Runtime="python3.14",
-        Role=role,
-        Handler="dataset_prep.handler.handler",
-        Code={"ZipFile": buffer.getvalue()},
-        Timeout=900,
-        # stacks/constructs/dataset_prep.py, with the loopback archive as the source.
-        Environment={"Variables": {"DATASET_BUCKET": BUCKET, "DOC_COUNT": str(settings.doc_count),
-                                   "VALIDATION": settings.validation, "SOURCE_URL": source_url,
-                                   "EXPECTED_MD5": archive.md5}},
-    )["FunctionArn"]  # fmt: skip
+    # The dataset stack's environment, with the loopback archive as the source.
+    environment = {"DATASET_BUCKET": BUCKET, "DOC_COUNT": str(settings.doc_count), "VALIDATION": settings.validation,
+                   "SOURCE_URL": source_url, "EXPECTED_MD5": archive.md5}  # fmt: skip
+    prep = create_prep_function(sf, "prep", role, environment)
     topic = sf.client("sns").create_topic(Name="training-failures")["TopicArn"]
     sf.client("s3").put_object(Bucket=BUCKET, Key="assets/training-source.tar.gz", Body=archive_bytes(TRAINING_SOURCE))
     spec = pipeline_spec(

@@ -8,9 +8,7 @@ cleared, so a scenario costs a fraction of a second.
 
 from __future__ import annotations
 
-import io
 import json
-import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +18,15 @@ import pytest
 from config import Settings
 from fakes.archive import SyntheticArchive, build_synthetic_archive
 from fakes.http_server import BlobServer
-from fakes.stepfunctions import ACCOUNT, REGION, Execution, JsonataEngine, StepFunctions, pipeline_spec
+from fakes.stepfunctions import (
+    ACCOUNT,
+    REGION,
+    Execution,
+    JsonataEngine,
+    StepFunctions,
+    create_prep_function,
+    pipeline_spec,
+)
 from stacks.constructs import training_definition as td
 
 BUCKET = "legal-gptj-data"
@@ -98,29 +104,6 @@ def minimal_training_job(name: str, role_arn: str) -> dict[str, Any]:
     }
 
 
-def _zip() -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("placeholder.py", "")  # the runtime imports the handler from lambdas/, not from here
-    return buffer.getvalue()
-
-
-def _prep_function(interpreter: StepFunctions, name: str, role: str, environment: dict[str, str]) -> str:
-    """The prep function as the dataset stack deploys it (stacks/constructs/dataset_prep.py): its handler and its
-    environment, here naming the loopback archive."""
-    arn: str = interpreter.client("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.14",
-        Role=role,
-        Handler="dataset_prep.handler.handler",
-        Code={"ZipFile": _zip()},
-        Timeout=900,
-        MemorySize=3008,
-        Environment={"Variables": environment},
-    )["FunctionArn"]
-    return arn
-
-
 @pytest.fixture(scope="package")
 def engine() -> Iterator[JsonataEngine]:
     with JsonataEngine() as running:
@@ -137,15 +120,15 @@ def account(engine: JsonataEngine, tmp_path_factory: pytest.TempPathFactory) -> 
     with BlobServer(archive.data) as http, StepFunctions(engine) as interpreter:
         interpreter.client("s3").create_bucket(Bucket=BUCKET)
         role = interpreter.client("iam").create_role(RoleName="job-role", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        environment = {
+        environment = {  # the dataset stack's, naming the loopback archive
             "DATASET_BUCKET": BUCKET,
             "DOC_COUNT": "693",
             "VALIDATION": "held_out",
             "SOURCE_URL": http.url,
             "EXPECTED_MD5": archive.md5,
         }
-        prep = _prep_function(interpreter, "prep", role, environment)
-        broken = _prep_function(interpreter, "prep-wrong-md5", role, {**environment, "EXPECTED_MD5": "0" * 32})
+        prep = create_prep_function(interpreter, "prep", role, environment)
+        broken = create_prep_function(interpreter, "prep-wrong-md5", role, {**environment, "EXPECTED_MD5": "0" * 32})
         topic = interpreter.client("sns").create_topic(Name="training-failures")["TopicArn"]
         sqs = interpreter.client("sqs")
         queue_url = sqs.create_queue(QueueName="mailbox")["QueueUrl"]
