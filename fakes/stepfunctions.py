@@ -100,7 +100,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
 from moto.stepfunctions.parser.asl.utils.encoding import to_json_str
 
 from config import Settings
-from fakes.moto_server import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY
+from fakes.moto_server import ACCESS_KEY, ACCOUNT, REGION, SECRET_KEY, list_keys
 from stacks.constructs.training_definition import PipelineSpec
 from stacks.images import training_image
 
@@ -590,10 +590,10 @@ class TrainingContainer:
         hyperparameters = {str(k): str(v) for k, v in request.get("HyperParameters", {}).items()}
         channels: dict[str, Path] = {}
         for channel in request.get("InputDataConfig", []):
-            source = channel["DataSource"]["S3DataSource"]
-            channels[channel["ChannelName"]] = self._download_prefix(
-                s3, source["S3Uri"], opt_ml / "input" / "data" / channel["ChannelName"]
-            )
+            folder = opt_ml / "input" / "data" / channel["ChannelName"]
+            folder.mkdir(parents=True)
+            download_prefix(s3, channel["DataSource"]["S3DataSource"]["S3Uri"], folder)
+            channels[channel["ChannelName"]] = folder
         code = opt_ml / "code"
         code.mkdir(parents=True)
         bucket, key = _split_s3_uri(hyperparameters["sagemaker_submit_directory"])
@@ -639,16 +639,17 @@ class TrainingContainer:
             s3.upload_file(str(path), bucket, key)
         return JobOutcome()
 
-    @staticmethod
-    def _download_prefix(s3: Any, uri: str, folder: Path) -> Path:
-        bucket, prefix = _split_s3_uri(uri)
-        folder.mkdir(parents=True)
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                target = folder / item["Key"][len(prefix) :].lstrip("/")
-                target.parent.mkdir(parents=True, exist_ok=True)
-                s3.download_file(bucket, item["Key"], str(target))
-        return folder
+
+def download_prefix(s3: Any, uri: str, folder: Path) -> list[str]:
+    """Every object under an `s3://` prefix into `folder`, at its key relative to the prefix (as SageMaker lays out
+    a File mode channel, and as a model server fetches a model folder); returns the keys."""
+    bucket, prefix = _split_s3_uri(uri)
+    keys = list_keys(s3, bucket, prefix)
+    for key in keys:
+        target = folder / key[len(prefix) :].lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        s3.download_file(bucket, key, str(target))
+    return keys
 
 
 def _split_s3_uri(uri: str) -> tuple[str, str]:

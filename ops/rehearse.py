@@ -111,15 +111,10 @@ def deploy(sf: Any, archive: Any, source_url: str, settings: Any) -> dict[str, A
 
 def download_model(s3: Any, uri: str, folder: Path) -> Path:
     """The model folder the execution's output names, as the serving stack's container would fetch it."""
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    keys = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for o in page.get("Contents", [])]  # fmt: skip
-    if not keys:
+    from fakes.stepfunctions import download_prefix
+
+    if not download_prefix(s3, uri, folder):
         raise SystemExit(f"error: the execution's model_s3_uri {uri} holds no files")
-    for key in keys:
-        target = folder / key[len(prefix) :]
-        target.parent.mkdir(parents=True, exist_ok=True)
-        s3.download_file(bucket, key, str(target))
     return folder
 
 
