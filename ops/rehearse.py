@@ -19,6 +19,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 import time
@@ -83,9 +84,10 @@ def hub_cache(folder: Path, model: Path) -> Path:
     return folder
 
 
-def deploy(sf: Any, archive: Any, source_url: str, settings: Any) -> dict[str, Any]:
+def deploy(sf: Any, archive: Any, source_url: str, settings: Any) -> str:
     """What the dataset and training stacks would have created, in moto: the bucket, the prep function with the
-    dataset stack's environment, the job role, the failure topic, the shipped source archive, the state machine."""
+    dataset stack's environment, the job role, the failure topic, the shipped source archive, the state machine
+    (its ARN is returned)."""
     from fakes.stepfunctions import create_prep_function, pipeline_spec
     from stacks.constructs import training_definition as td
     from stacks.constructs.training_source import TRAINING_SOURCE, archive_bytes
@@ -106,7 +108,8 @@ def deploy(sf: Any, archive: Any, source_url: str, settings: Any) -> dict[str, A
         topic_arn=topic,
         source_s3_uri=f"s3://{BUCKET}/assets/training-source.tar.gz",
     )
-    return {"arn": sf.create_state_machine(td.definition(spec), name="rehearsal"), "spec": spec}
+    arn: str = sf.create_state_machine(td.definition(spec), name="rehearsal")
+    return arn
 
 
 def download_model(s3: Any, uri: str, folder: Path) -> Path:
@@ -118,14 +121,10 @@ def download_model(s3: Any, uri: str, folder: Path) -> Path:
     return folder
 
 
-def metric_values(log: str) -> dict[str, list[float]]:
-    """The job's own metric definitions (what SageMaker would chart) applied to the real log."""
-    import re
-
-    sys.path.insert(0, str(ROOT / "training"))
-    from metrics import METRIC_DEFINITIONS
-
-    return {d["Name"]: [float(v) for v in re.findall(d["Regex"], log)] for d in METRIC_DEFINITIONS}
+def metric_values(request: dict[str, Any], log: str) -> dict[str, list[float]]:
+    """The metric definitions of the job's request (what SageMaker would chart) applied to the job's log."""
+    definitions = request["AlgorithmSpecification"]["MetricDefinitions"]
+    return {d["Name"]: [float(v) for v in re.findall(d["Regex"], log)] for d in definitions}
 
 
 def query(model_dir: Path, progress: Progress) -> str:
@@ -177,7 +176,7 @@ def rehearse(workdir: Path, doc_count: int, method: str, progress: Progress) -> 
                    "HF_HUB_DISABLE_PROGRESS_BARS": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")},
     )  # fmt: skip
     with BlobServer(archive.data) as http, step_functions() as sf:
-        deployed = deploy(sf, archive, http.url, settings)
+        state_machine = deploy(sf, archive, http.url, settings)
         sf.sagemaker.runner = container
         execution_input = {"doc_count": doc_count, "epochs": 1, "method": method}
         progress(
@@ -185,7 +184,7 @@ def rehearse(workdir: Path, doc_count: int, method: str, progress: Progress) -> 
             f" with {json.dumps(execution_input)}: prep over {http.url}, then the training job on CPU"
         )
         execution = sf.run(
-            deployed["arn"], execution_input, name=time.strftime("%y%m%d-%H%M%S-rhrs", time.gmtime()), timeout=600
+            state_machine, execution_input, name=time.strftime("%y%m%d-%H%M%S-rhrs", time.gmtime()), timeout=600
         )
         requests = [r for op, r in sf.sagemaker.calls if op == "CreateTrainingJob"]
         if execution.status != "SUCCEEDED":
@@ -196,17 +195,19 @@ def rehearse(workdir: Path, doc_count: int, method: str, progress: Progress) -> 
         progress(f"{execution.states} -> {execution.output['model_s3_uri']}")
         model_dir = download_model(sf.client("s3"), execution.output["model_s3_uri"], workdir / "model-from-s3")
     answer = query(model_dir, progress)
-    return Rehearsal(execution, request, run, model_dir, answer, metric_values(run["log"]))
+    return Rehearsal(execution, request, run, model_dir, answer, metric_values(request, run["log"]))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from config.settings import METHODS, UK_ABS_TRAIN_DOCUMENTS
+
     parser = argparse.ArgumentParser(prog="make rehearse", description=__doc__)
     parser.add_argument("--doc-count", type=int, default=8, help="training judgments in the synthetic archive")
-    parser.add_argument("--method", choices=("full", "lora"), default="full", help="the execution's method")
+    parser.add_argument("--method", choices=METHODS, default="full", help="the execution's method")
     parser.add_argument("--keep", type=Path, help="keep the work folder here instead of a temporary one")
     args = parser.parse_args(argv)
-    if not 1 <= args.doc_count <= 693:
-        parser.error(f"--doc-count: expected an integer from 1 to 693, got {args.doc_count}")
+    if not 1 <= args.doc_count <= UK_ABS_TRAIN_DOCUMENTS:
+        parser.error(f"--doc-count: expected an integer from 1 to {UK_ABS_TRAIN_DOCUMENTS}, got {args.doc_count}")
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
