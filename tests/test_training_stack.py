@@ -397,7 +397,18 @@ def test_a_job_made_by_an_earlier_try_is_described_until_it_ends(
     task = s["DescribeExistingJob"]
     assert task["Resource"] == f"arn:aws:states:::aws-sdk:sagemaker:{describe}"
     assert task["Arguments"] == {name_field: "{% $jobName %}"}
-    assert task["Retry"] == s.get("FindBestTrainingJob", task)["Retry"]
+    # The AWS SDK integration's retry, as FindBestTrainingJob has it (with tuning).
+    describe_retry = [
+        {
+            "ErrorEquals": ["SageMaker.SageMakerException", "States.Timeout"],
+            "IntervalSeconds": 10,
+            "MaxAttempts": 3,
+            "BackoffRate": 2,
+        }
+    ]
+    assert task["Retry"] == describe_retry
+    if overrides:
+        assert s["FindBestTrainingJob"]["Retry"] == describe_retry
     assert task["Catch"][0]["Next"] == "NotifyFailure" and task["Next"] == "ExistingJobStatus"
     choice = s["ExistingJobStatus"]
     completed, failed, outlasted = choice["Choices"]
