@@ -328,6 +328,15 @@ JobRunner = Callable[[str, Mapping[str, Any]], JobOutcome]
 
 
 @dataclass
+class _UnwatchedJob:
+    """A job made by a create call that answered an error: no `.sync` task waits for it."""
+
+    request: dict[str, Any]
+    outcome: JobOutcome
+    waits_left: int
+
+
+@dataclass
 class SageMaker:
     """What SageMaker does that moto's backend does not: the life of a job and the API's refusals."""
 
@@ -340,9 +349,8 @@ class SageMaker:
     # Every call botocore validated and sent, refused ones included: (operation, request).
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
-    # Jobs made by a create call that answered an error, which no `.sync` task waits for: (operation, name,
-    # region) -> [the request, its outcome, the Wait states still to pass].
-    unwatched: dict[tuple[str, str, str], list[Any]] = field(default_factory=dict)
+    # Jobs made by a create call that answered an error, by (operation, name, region).
+    unwatched: dict[tuple[str, str, str], _UnwatchedJob] = field(default_factory=dict)
 
     _clients: dict[str, Any] = field(default_factory=dict)
     _plain_clients: dict[str, Any] = field(default_factory=dict)
@@ -420,15 +428,15 @@ class SageMaker:
         name = str(request.get("TrainingJobName") or request["HyperParameterTuningJobName"])
         self.start_job(operation, name, region)
         outcome = self.next_outcome(name, request, operation)
-        self.unwatched[(operation, name, region)] = [request, outcome, outcome.waits]
+        self.unwatched[(operation, name, region)] = _UnwatchedJob(request, outcome, outcome.waits)
 
     def time_passes(self) -> None:
         """A Wait state passed: the unwatched jobs whose time has come end with their outcome."""
         for (operation, name, region), job in list(self.unwatched.items()):
-            job[2] -= 1
-            if job[2] <= 0:
+            job.waits_left -= 1
+            if job.waits_left <= 0:
                 del self.unwatched[(operation, name, region)]
-                self.end_job(operation, name, job[0], region, job[1])
+                self.end_job(operation, name, job.request, region, job.outcome)
 
     def next_outcome(self, name: str, request: Mapping[str, Any], operation: str) -> JobOutcome:
         if self.outcomes:
