@@ -158,11 +158,12 @@ def step_numerics(result: "Result", device: torch.device) -> Numerics:
     return numerics
 
 
-def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch.device) -> torch.nn.Module:
-    weights = step_numerics(result, device).load_dtype
+def build_model(
+    config: GPTJConfig, result: "Result", load_dtype: torch.dtype, lora_r: int, device: torch.device
+) -> torch.nn.Module:
     with device:
         model = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
-            config, dtype=weights, attn_implementation="sdpa"
+            config, dtype=load_dtype, attn_implementation="sdpa"
         )
     model.config.use_cache = False
     checkpoint_activations(model, result.checkpoint_every)
@@ -189,14 +190,15 @@ def flops_per_token(model: torch.nn.Module, method: str) -> float:
     return 6.0 * total if method == "full" else 4.0 * (total - trainable) + 6.0 * trainable
 
 
-def make_step(model: torch.nn.Module, batch: torch.Tensor, result: Result, cudnn_first: bool) -> Callable[[], None]:
+def make_step(model: torch.nn.Module, batch: torch.Tensor, result: Result, numerics: Numerics) -> Callable[[], None]:
     """One optimizer step of train.py (finetune.train_step, with finetune.stepping's optimizer, loss scaler and forward
     context) over the configuration's micro-batches."""
     device = batch.device
     env = Distributed(rank=0, local_rank=0, world_size=1, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
+    cudnn_first = result.attention == "cudnn first"
     args = FinetuneArguments(learning_rate=1e-5, weight_decay=0.0, cudnn_attention_first=cudnn_first)
-    optimizer, scaler, forward = stepping(params, args, step_numerics(result, device), device.type)
+    optimizer, scaler, forward = stepping(params, args, numerics, device.type)
     result.loss_scaling = scaler.is_enabled()
     accumulation = result.accumulation
 
@@ -213,14 +215,14 @@ def synchronize(device: torch.device) -> None:
 
 def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device: torch.device) -> None:
     """Fill result's measurements (or its error) for one configuration."""
-    step_numerics(result, device)  # a precision this GPU lacks stops before anything is allocated
+    numerics = step_numerics(result, device)  # a precision this GPU lacks stops before anything is allocated
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model = build_model(config, result, args.lora_r, device)
+    model = build_model(config, result, numerics.load_dtype, args.lora_r, device)
     if result.compiled:
         compile_blocks(model)
     batch = torch.randint(config.vocab_size, (result.micro_batch, result.seq), device=device)
-    step = make_step(model, batch, result, cudnn_first=result.attention == "cudnn first")
+    step = make_step(model, batch, result, numerics)
     start = time.perf_counter()
     for _ in range(args.warmup):
         step()
