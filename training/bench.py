@@ -67,7 +67,6 @@ TINY: dict[str, Any] = {
 # (0: none). Each step back recomputes more and stores less.
 OURS_CHECKPOINT_EVERY = (0, 4, 2, 1)
 OUT_OF_MEMORY = "out of memory"
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # The training stack's default block size: the default job's shape, which the fp16 runs measure.
 DEFAULT_JOB_SEQ = 1024
 
@@ -148,8 +147,7 @@ def step_numerics(result: "Result", device: torch.device) -> Numerics:
     measures another way. fp16 is train.py's one-V100 numerics; bf16 keeps full fine-tuning's weights in bf16, with no
     autocast (DESIGN.md section 5's reference). ours' LoRA runs under autocast (fp32 adapters on the 16-bit base,
     train.py's way); stock peft, the LoRA baseline, casts its inputs instead."""
-    dtype = DTYPES[result.precision]
-    resolve_precision(result.precision, device)  # bf16 on a GPU without it stops here, named
+    dtype = resolve_precision(result.precision, device)  # as train.py's --precision: bf16 on a V100 stops, named
     numerics = choose_numerics(result.method, 1, dtype, device.type)
     if result.precision == "bf16" and result.method == "full":
         numerics = dataclasses.replace(numerics, load_dtype=dtype, autocast_dtype=None)
