@@ -67,7 +67,6 @@ TINY: dict[str, Any] = {
 # (0: none). Each step back recomputes more and stores less.
 OURS_CHECKPOINT_EVERY = (0, 4, 2, 1)
 OUT_OF_MEMORY = "out of memory"
-DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # The training stack's default block size: the default job's shape, which the fp16 runs measure.
 DEFAULT_JOB_SEQ = 1024
 
@@ -148,8 +147,7 @@ def step_numerics(result: "Result", device: torch.device) -> Numerics:
     measures another way. fp16 is train.py's one-V100 numerics; bf16 keeps full fine-tuning's weights in bf16, with no
     autocast (DESIGN.md section 5's reference). ours' LoRA runs under autocast (fp32 adapters on the 16-bit base,
     train.py's way); stock peft, the LoRA baseline, casts its inputs instead."""
-    dtype = DTYPES[result.precision]
-    resolve_precision(result.precision, device)  # bf16 on a GPU without it stops here, named
+    dtype = resolve_precision(result.precision, device)  # as train.py's --precision: bf16 on a V100 stops, named
     numerics = choose_numerics(result.method, 1, dtype, device.type)
     if result.precision == "bf16" and result.method == "full":
         numerics = dataclasses.replace(numerics, load_dtype=dtype, autocast_dtype=None)
@@ -158,11 +156,12 @@ def step_numerics(result: "Result", device: torch.device) -> Numerics:
     return numerics
 
 
-def build_model(config: GPTJConfig, result: "Result", lora_r: int, device: torch.device) -> torch.nn.Module:
-    weights = step_numerics(result, device).load_dtype
+def build_model(
+    config: GPTJConfig, result: "Result", load_dtype: torch.dtype, lora_r: int, device: torch.device
+) -> torch.nn.Module:
     with device:
         model = AutoModelForCausalLM.from_config(  # type: ignore[no-untyped-call]
-            config, dtype=weights, attn_implementation="sdpa"
+            config, dtype=load_dtype, attn_implementation="sdpa"
         )
     model.config.use_cache = False
     checkpoint_activations(model, result.checkpoint_every)
@@ -189,14 +188,15 @@ def flops_per_token(model: torch.nn.Module, method: str) -> float:
     return 6.0 * total if method == "full" else 4.0 * (total - trainable) + 6.0 * trainable
 
 
-def make_step(model: torch.nn.Module, batch: torch.Tensor, result: Result, cudnn_first: bool) -> Callable[[], None]:
+def make_step(model: torch.nn.Module, batch: torch.Tensor, result: Result, numerics: Numerics) -> Callable[[], None]:
     """One optimizer step of train.py (finetune.train_step, with finetune.stepping's optimizer, loss scaler and forward
     context) over the configuration's micro-batches."""
     device = batch.device
     env = Distributed(rank=0, local_rank=0, world_size=1, device=device)
     params = [p for p in model.parameters() if p.requires_grad]
+    cudnn_first = result.attention == "cudnn first"
     args = FinetuneArguments(learning_rate=1e-5, weight_decay=0.0, cudnn_attention_first=cudnn_first)
-    optimizer, scaler, forward = stepping(params, args, step_numerics(result, device), device.type)
+    optimizer, scaler, forward = stepping(params, args, numerics, device.type)
     result.loss_scaling = scaler.is_enabled()
     accumulation = result.accumulation
 
@@ -213,14 +213,14 @@ def synchronize(device: torch.device) -> None:
 
 def run_one(config: GPTJConfig, result: Result, args: argparse.Namespace, device: torch.device) -> None:
     """Fill result's measurements (or its error) for one configuration."""
-    step_numerics(result, device)  # a precision this GPU lacks stops before anything is allocated
+    numerics = step_numerics(result, device)  # a precision this GPU lacks stops before anything is allocated
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    model = build_model(config, result, args.lora_r, device)
+    model = build_model(config, result, numerics.load_dtype, args.lora_r, device)
     if result.compiled:
         compile_blocks(model)
     batch = torch.randint(config.vocab_size, (result.micro_batch, result.seq), device=device)
-    step = make_step(model, batch, result, cudnn_first=result.attention == "cudnn first")
+    step = make_step(model, batch, result, numerics)
     start = time.perf_counter()
     for _ in range(args.warmup):
         step()

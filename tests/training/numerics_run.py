@@ -34,6 +34,7 @@ import finetune  # noqa: E402
 from arguments import FinetuneArguments, ModelArguments  # noqa: E402
 from data import tokenize_and_pack  # noqa: E402
 from speedups import gptj_blocks  # noqa: E402
+from torch.distributed.fsdp import FSDPModule  # noqa: E402
 from torch.distributed.tensor import DTensor  # noqa: E402
 
 LEARNING_RATES = {"full": 3e-3, "lora": 5e-2}
@@ -149,13 +150,9 @@ def run(model_dir: Path, train_dir: Path, method: str, precision: str, env: fine
         )
     return {
         "world_size": env.world_size,
-        "numerics": {
-            "parallelism": numerics.parallelism,
-            "loss_scaling": numerics.loss_scaling,
-            "fused_adamw": numerics.fused_adamw,
-            "scaler": type(scaler).__name__,
-            "scaler_enabled": scaler.is_enabled(),
-        },
+        # What the model, scaler and optimizer are, read from them, not from the numerics that chose them.
+        "wrapper": "FSDP2" if isinstance(model, FSDPModule) else type(model).__name__,
+        "numerics": {"scaler": type(scaler).__name__, "scaler_enabled": scaler.is_enabled()},
         "fused_optimizer": all(group.get("fused") for group in optimizer.param_groups),
         "steps": steps,
         "gradients": gradients,

@@ -114,9 +114,11 @@ def test_the_gptj_6b_shape_has_6_05e9_weights_and_33m_lora_adapters() -> None:
     """The real architecture, built on the meta device (no memory): the N behind the MFU the GPU run reports."""
     config = GPTJConfig(**bench.GPTJ_6B)
     meta = torch.device("meta")
-    full = bench.build_model(config, bench.Result(2048, "full", "baseline", 4, 2, 1, False, "default"), 16, meta)
+    full_run = bench.Result(2048, "full", "baseline", 4, 2, 1, False, "default")
+    full = bench.build_model(config, full_run, torch.bfloat16, 16, meta)
     assert bench.flops_per_token(full, "full") == 6 * 6_050_882_784
-    lora = bench.build_model(config, bench.Result(2048, "lora", "ours", 4, 2, 0, True, "cudnn first"), 16, meta)
+    lora_run = bench.Result(2048, "lora", "ours", 4, 2, 0, True, "cudnn first")
+    lora = bench.build_model(config, lora_run, torch.bfloat16, 16, meta)
     adapters = sum(p.numel() for p in lora.parameters() if p.requires_grad)
     # r (in + out) per adapted linear layer: q, k, v, out 4096 -> 4096; fc_in 4096 -> 16384; fc_out 16384 -> 4096.
     assert adapters == 28 * 16 * (4 * (4096 + 4096) + 2 * (4096 + 16384)) == 33_030_144

@@ -104,18 +104,28 @@ def runs(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
     return dict(request.getfixturevalue(request.param.replace(" ", "_")))
 
 
+# What the model trained as, by method and process count: the 2-rank runs are FSDP2's and DDP's, not one process's.
+WRAPPERS = {
+    ("full", 1): "GPTJForCausalLM",
+    ("lora", 1): "PeftModelForCausalLM",
+    ("full", 2): "FSDP2",
+    ("lora", 2): "DistributedDataParallel",
+}
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NUMERICS_RUNS)
 def test_every_run_steps_with_the_fused_optimizer_and_its_loss_falls(
     runs: dict[str, dict[str, Any]], name: str
 ) -> None:
     run = runs[name]
+    ranks = run["world_size"]
+    assert run["wrapper"] == WRAPPERS[name.split(":")[0], ranks]
     assert run["fused_optimizer"] and run["numerics"]["scaler"] == "GradScaler"
     assert run["numerics"]["scaler_enabled"] is name.endswith(":fp16")  # loss scaling in fp16 only
     losses = [step["loss"] for step in run["steps"]]
     assert sum(losses[-2:]) / 2 < losses[0] - (0.2 if name.startswith("lora") else 1.0), losses
     trained = [step for step in run["steps"] if not step["forced_overflow"]]
-    ranks = run["world_size"]
     assert all(step["weights_changed"] == [True] * ranks and step["grad_norm"] is not None for step in trained)
     assert [step["adam_step"] for step in trained] == [[float(n)] * ranks for n in range(1, len(trained) + 1)]
 
