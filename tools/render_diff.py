@@ -273,15 +273,14 @@ class CliDiff:
 
 
 def cli_diff(stack: str, after: Path, before_template: Path) -> CliDiff:
-    """The pinned CDK CLI's diff of one stack (and only it) of a synthesized assembly against a template file."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    """The pinned CDK CLI's diff of one stack (and only it) of a synthesized assembly against a template file, on
+    the Node.js that main() put first on PATH."""
     result = subprocess.run(
         [
             *(str(CDK), "diff", "--app", str(after), "--exclusively", stack),
             *("--template", str(before_template), "--no-color", "--notices=false"),
         ],
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         check=False,
