@@ -12,7 +12,7 @@ import pytest
 from tools import render_diff
 
 BASE_SETTINGS = {"region": "us-east-1", "epochs": 3}
-DEFINITION = {
+DEFINITION: dict[str, Any] = {
     "Comment": "a long state machine " + "x" * 200,
     "States": {"Train": {"Type": "Task", "Arguments": {"epochs": "3", "Resource": "arn:PLACEHOLDER:sagemaker"}}},
 }
@@ -92,7 +92,7 @@ def test_settings_rows_show_what_differs_from_the_defaults_and_what_changed() ->
     assert "| `region` | `(required)` | `us-east-1` | `us-east-1` |" in text
 
 
-def fake_cli(calls: list[tuple[str, str]], status: int = 0) -> Any:
+def fake_cli(calls: list[tuple[str, str]], status: int = 0) -> render_diff.CliRunner:
     def run(stack: str, after: Path, before: Path) -> render_diff.CliDiff:
         calls.append((stack, before.name))
         return render_diff.CliDiff(status, f"Stack {stack}\n[~] something changed\n" + "[-] " + "z" * 400)
