@@ -43,7 +43,7 @@ CONTAINER_STAMP := $(STAMPS)/container
 SERVING_VENV := .venv-serving
 SERVING_STAMP := $(STAMPS)/serving
 
-.PHONY: help setup scan-setup scan synth test test-e2e test-container lint typecheck unit deploy diff destroy bootstrap preflight bench-prep bench-wheels cost bench-estimate invoke review clean
+.PHONY: help setup scan-setup scan synth test test-e2e test-container lint typecheck unit deploy diff destroy bootstrap preflight bench-prep bench-wheels cost bench-estimate invoke rehearse train review clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F ':.*?## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -143,7 +143,6 @@ bench-wheels: setup ## Wheels of the pinned transformers and peft in .whl/ for b
 	$(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl \
 		$$(grep -E '^(transformers|peft)==' training/requirements.txt)
 
-.PHONY: train
 train: setup ## Start the deployed pipeline after the preflight, estimate and follow the run (ARGS="--epochs 1", C="epochs=1", "--stop")
 	$(BIN)/python -m ops.train $(SETTINGS) $(SKIP) $(ARGS)
 

@@ -1,4 +1,5 @@
-"""One typed, validated settings object: `cdk.json` context plus `-c key=value` overrides.
+"""One typed, validated settings object: a settings file's values with `-c key=value` overrides on top
+(config/environment.py layers them).
 
 Every key is a field of `Settings` with its default, the allowed values and its meaning in the field's metadata;
 the README's configuration table is generated from the same metadata (`python -m config --markdown`).
@@ -327,7 +328,8 @@ _KINDS: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 
 def load_settings(context: Mapping[str, object]) -> Settings:
-    """Build `Settings` from CDK context (cdk.json values and `-c` strings alike); unknown keys are errors."""
+    """Build `Settings` from settings values (a file's JSON values and `-c` strings alike); CDK-owned context keys
+    are skipped, unknown keys are errors."""
     values: dict[str, object] = {}
     for key, raw in sorted(context.items()):
         if is_cdk_key(key):

@@ -76,11 +76,12 @@ def _given(c: str, pairs: Sequence[str]) -> str:
 
 def run(args: argparse.Namespace, rest: Sequence[str], execute: Exec, clients: ClientFactory | None) -> int:
     # Everything after "--" is the CDK CLI's, but for its -c pairs, which are settings (see the docstring).
-    pairs, rest = split_context(rest)
-    selection = select(args.env or None, args.c, [*args.context, *pairs])
+    cli_pairs, rest = split_context(rest)
+    pairs = [*args.context, *cli_pairs]
+    selection = select(args.env or None, args.c, pairs)
     if args.command == "deploy":
         # The refusal comes first: a trial that is refused must not call AWS (nor fail on missing credentials).
-        refusal = trial_refusal(selection, _given(args.c, [*args.context, *pairs]))
+        refusal = trial_refusal(selection, _given(args.c, pairs))
         if refusal and not args.trial:
             raise OperatorError(refusal)
         if refusal:

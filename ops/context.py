@@ -11,13 +11,9 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from config.environment import CONFIG_DIR, DEFAULT_ENV, ENV_KEY, Environment, read_environment
-from config.settings import SettingError
-
-if TYPE_CHECKING:
-    from config import Settings
+from config.environment import CONFIG_DIR, DEFAULT_ENV, ENV_KEY, Environment, layered_settings, read_environment
+from config.settings import SettingError, Settings
 
 
 class ContextError(ValueError):
@@ -68,13 +64,9 @@ class Selection:
     overrides: dict[str, str] = field(default_factory=dict)
 
     def settings(self) -> Settings:
-        from config.environment import layered_settings  # imports the CDK (jsii starts Node.js)
-
         return layered_settings(self.environment, self.overrides)
 
     def committed(self) -> Settings:
-        from config.environment import layered_settings
-
         return layered_settings(self.environment, {})
 
     def describe(self) -> str:

@@ -240,12 +240,13 @@ def follow(
     execution_arn: str,
     out: TextIO,
     *,
+    settings_file: str,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = POLL_SECONDS,
     clock: Callable[[], float] = time.monotonic,
-    settings_file: str = "config/default.json",
 ) -> int:
-    """Print a line whenever the execution or its job changes, until the execution ends; 0 when it succeeded."""
+    """Print a line whenever the execution or its job changes, until the execution ends; 0 when it succeeded.
+    `settings_file` is where report() says to put the model's training job (the environment's file)."""
     sfn = clients("stepfunctions", pipeline.region)
     sagemaker = clients("sagemaker", pipeline.region)
     progress = tuning_progress if pipeline.job_kind == "tuning" else training_progress
@@ -265,7 +266,7 @@ def follow(
         sleep(poll_seconds)
 
 
-def report(execution: Mapping[str, Any], out: TextIO, settings_file: str = "config/default.json") -> int:
+def report(execution: Mapping[str, Any], out: TextIO, settings_file: str) -> int:
     if execution["status"] != "SUCCEEDED":
         cause = " ".join(str(execution.get("cause", "")).split())[:600]
         print(f"the execution ended {execution['status']}: {execution.get('error', 'no error')}: {cause}", file=out)
@@ -390,10 +391,10 @@ def run(
             clients,
             arn,
             out,
+            settings_file=selection.environment.label,
             sleep=sleep,
             poll_seconds=poll_seconds,
             clock=clock,
-            settings_file=selection.environment.label,
         )
     except KeyboardInterrupt:
         print(

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
+# Importing tests.synth put the virtualenv's Node.js 24 first on PATH: the app and the CLI run below inherit it.
 from tests.synth import CDK_CONTEXT, ROOT
-
-NODE_BIN = Path(sys.executable).parent
 
 
 def run_app(outdir: Path, **overrides: object) -> subprocess.CompletedProcess[str]:
@@ -20,7 +19,6 @@ def run_app(outdir: Path, **overrides: object) -> subprocess.CompletedProcess[st
     flags = {k: v for k, v in CDK_CONTEXT.items() if k != "region"}
     env = {
         **os.environ,
-        "PATH": f"{NODE_BIN}{os.pathsep}{os.environ['PATH']}",
         "CDK_OUTDIR": str(outdir),
         "CDK_CONTEXT_JSON": json.dumps({**flags, **overrides}),
     }
@@ -54,11 +52,9 @@ def test_bad_setting_stops_the_app_with_one_line(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not (ROOT / "node_modules/.bin/cdk").exists(), reason="run `make setup` for the pinned CLI")
 def test_pinned_cdk_cli_reports_the_bad_key(tmp_path: Path) -> None:
-    env = {**os.environ, "PATH": f"{NODE_BIN}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(
         [str(ROOT / "node_modules/.bin/cdk"), "synth", "-c", "doc_count=0", "--output", str(tmp_path)],
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         check=False,

@@ -26,12 +26,15 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops.errors import OperatorError, run_command
+
+if TYPE_CHECKING:  # at run time imported where used: config imports the CDK, whose Node.js main() chooses first
+    from config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CDK = ROOT / "node_modules" / ".bin" / "cdk"
@@ -210,7 +213,7 @@ def settings_section(label: str, before: Mapping[str, object] | None, after: Map
     return [*lines, ""]
 
 
-def cost_section(before: Any | None, after: Any | None) -> list[str]:
+def cost_section(before: Settings | None, after: Settings | None) -> list[str]:
     """`make cost` of the base branch's settings and of this pull request's (Settings, or None when unknown)."""
     from ops.cost import estimate_lines
 
@@ -225,7 +228,7 @@ def cost_section(before: Any | None, after: Any | None) -> list[str]:
     return lines
 
 
-def headline(before: Any, after: Any) -> str:
+def headline(before: Settings, after: Settings) -> str:
     """The two numbers a reviewer compares first: the training run on demand, the endpoints per hour."""
     from ops.cost import endpoint_hourly, load_prices, measured_throughputs, training_on_demand
 
@@ -242,7 +245,7 @@ def headline(before: Any, after: Any) -> str:
     )
 
 
-def _load(values: Mapping[str, object] | None, label: str) -> tuple[Any | None, str | None]:
+def _load(values: Mapping[str, object] | None, label: str) -> tuple[Settings | None, str | None]:
     """Settings from a file's values, or the one-line reason they cannot be loaded."""
     if values is None:
         return None, None
@@ -272,16 +275,19 @@ class CliDiff:
     text: str
 
 
+# (stack, synthesized assembly, template to diff against) -> what the CLI said: cli_diff, or the tests' stand-in.
+CliRunner = Callable[[str, Path, Path], CliDiff]
+
+
 def cli_diff(stack: str, after: Path, before_template: Path) -> CliDiff:
-    """The pinned CDK CLI's diff of one stack (and only it) of a synthesized assembly against a template file."""
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    """The pinned CDK CLI's diff of one stack (and only it) of a synthesized assembly against a template file, on
+    the Node.js that main() put first on PATH."""
     result = subprocess.run(
         [
             *(str(CDK), "diff", "--app", str(after), "--exclusively", stack),
             *("--template", str(before_template), "--no-color", "--notices=false"),
         ],
         cwd=ROOT,
-        env=env,
         capture_output=True,
         text=True,
         check=False,
@@ -294,7 +300,7 @@ def cli_diff(stack: str, after: Path, before_template: Path) -> CliDiff:
 
 
 def stack_sections(
-    before_dir: Path | None, after_dir: Path, *, run_cli: Any = None, failed: list[str] | None = None
+    before_dir: Path | None, after_dir: Path, *, run_cli: CliRunner | None = None, failed: list[str] | None = None
 ) -> list[str]:
     """Each stack's section; the stacks whose CLI diff failed are appended to `failed`."""
     before = templates(before_dir) if before_dir else {}
@@ -304,9 +310,9 @@ def stack_sections(
         empty.write_text("{}")
         for stack, template in templates(after_dir).items():
             base = before_dir / f"{stack}.template.json" if before_dir and stack in before else empty
-            cli: CliDiff = (run_cli or cli_diff)(stack, after_dir, base)
+            cli = (run_cli or cli_diff)(stack, after_dir, base)
             diffs = list(string_diffs(before.get(stack, {}), template))
-            unchanged = "There were no differences" in cli.text or "no differences" in cli.text.lower()
+            unchanged = "no differences" in cli.text.lower()  # the CLI: "There were no differences"
             if cli.status:
                 status = f"cdk diff failed (exit {cli.status})"
                 if failed is not None:
@@ -359,7 +365,7 @@ def render(
     synth_log: str = "",
     synth_status: int = 0,
     title: str = "cdk diff",
-    run_cli: Any = None,
+    run_cli: CliRunner | None = None,
     failed: list[str] | None = None,
     settings_error: str = "",
 ) -> str:

@@ -20,12 +20,14 @@ from botocore.stub import Stubber
 from moto.backends import get_backend
 from moto.core.utils import utcnow
 
+from config import Settings
 from fakes.aws_standin import Quota, StandInServer
 from fakes.moto_server import ACCOUNT, REGION, MotoServer
 from ops import train
 from ops.preflight import TRAINING_LOG_GROUP
 from tests.ops.loopback import default_quotas
 from tests.stop_executions import sagemaker_stubs as stubs
+from tests.synth import Assembly
 
 DEFINITION = json.dumps({"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}})
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/states"
@@ -280,6 +282,26 @@ def deployed_stack(moto_server: Aws, region: str = REGION, instance_type: str = 
     with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
         logs.create_log_group(logGroupName=TRAINING_LOG_GROUP)
     return name, machine["stateMachineArn"]
+
+
+def test_the_outputs_read_are_the_ones_the_training_stack_writes(moto_server: Aws, default_app: Assembly) -> None:
+    """The stack above is written by hand; this one has the synthesized training stack's outputs (the state machine's
+    ARN, a reference there, replaced by moto's), so a renamed output cannot leave `make train` on its fallbacks."""
+    written = default_app.templates[train.STACK_NAME]["Outputs"]
+    sfn = moto_server.client("stepfunctions")
+    machine = sfn.create_state_machine(name=f"synth-{uuid.uuid4().hex[:8]}", definition=DEFINITION, roleArn=ROLE_ARN)
+    values = {key: output["Value"] for key, output in written.items() if isinstance(output["Value"], str)}
+    values["StateMachineArn"] = machine["stateMachineArn"]
+    name = f"LegalGptjTraining{uuid.uuid4().hex[:6]}"
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {key: {"Value": value} for key, value in values.items()},
+    }
+    moto_server.client("cloudformation").create_stack(StackName=name, TemplateBody=json.dumps(template))
+    pipeline = train.find_pipeline(factory(moto_server), REGION, name)
+    assert "StateMachineArn" in written
+    assert (pipeline.state_machine_arn, pipeline.job_kind) == (machine["stateMachineArn"], "training")
+    assert pipeline.instance_type == Settings.training_instance_type  # what the defaults deploy
 
 
 def test_the_estimate_is_for_the_deployed_instance_type(moto_server: Aws) -> None:
