@@ -31,7 +31,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct, IConstruct, IValidation
 
-from stacks.log_groups import add_key_statement_once, telemetry_key
+from stacks.log_groups import telemetry_key
 
 AWS_MANAGED_SNS_KEY = "alias/aws/sns"
 # What SNS needs from a publisher to encrypt a message with the topic's key, for a service and a role alike.
@@ -113,8 +113,7 @@ def _let_alarms_publish(key: kms.Key) -> None:
     # the key policy, where the request comes through SNS; were the keys missing from that request, an ArnLike
     # condition would deny every alarm's notice without an error anyone sees. The principal is the alarm service
     # alone, and only a topic of this stack uses the key (docs/decisions.md S12).
-    add_key_statement_once(
-        key,
+    key.add_to_resource_policy(
         iam.PolicyStatement(
             sid="CloudWatchAlarms",
             principals=[iam.ServicePrincipal(ALARM_SERVICE)],
