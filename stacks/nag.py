@@ -177,7 +177,7 @@ class AcknowledgeLambdaScannerFindings:
         checks = ["CKV_AWS_116", "CKV_AWS_117"]
         if _property(properties, "ReservedConcurrentExecutions") is None:
             checks.append("CKV_AWS_115")
-        if (_property(properties, "Environment") or {}).get("variables"):
+        if _property(_property(properties, "Environment") or {}, "Variables"):
             checks.append("CKV_AWS_173")
         for check in checks:
             acknowledge_scanner(node, check, LAMBDA_FINDINGS[check])
@@ -191,8 +191,5 @@ def _properties(resource: cdk.CfnResource) -> dict[str, Any]:
 
 
 def _property(properties: dict[str, Any], name: str) -> Any:
-    # L1 classes name them in camelCase, a plain CfnResource as CloudFormation does.
-    value = properties.get(name[0].lower() + name[1:], properties.get(name))
-    if isinstance(value, dict) and "Variables" in value:
-        return {"variables": value["Variables"]}
-    return value
+    # L1 classes name them (nested ones too) in camelCase, a plain CfnResource as CloudFormation does.
+    return properties.get(name[0].lower() + name[1:], properties.get(name))
