@@ -49,26 +49,16 @@ def telemetry_key(scope: Construct) -> kms.Key:
     )
 
 
-def add_key_statement_once(key: kms.Key, statement: iam.PolicyStatement) -> None:
-    """Adds `statement` to the key's policy the first time its Sid is asked for, and never again: every log group
-    and every topic of a stack asks for the grants they need, and the key's policy holds each one once."""
-    if not statement.sid:
-        raise ValueError("a key statement added once is known by its Sid")
-    marker = f"{statement.sid}Granted"
-    if key.node.try_find_child(marker) is not None:
-        return
-    Construct(key, marker)  # no resource: it only records that the statement is in the policy
-    key.add_to_resource_policy(statement)
-
-
 def _let_cloudwatch_logs_use(key: kms.Key) -> None:
-    """CloudWatch Logs of this account and region may use the key, for log groups only (its encryption context)."""
+    """CloudWatch Logs of this account and region may use the key, for log groups only (its encryption context).
+
+    Every log group of the stack asks for it; the key's policy holds it once, as the CDK's policy documents drop a
+    statement identical to an earlier one when they are rendered."""
     stack = cdk.Stack.of(key)
     groups = stack.format_arn(
         service="logs", resource="log-group", resource_name="*", arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME
     )
-    add_key_statement_once(
-        key,
+    key.add_to_resource_policy(
         iam.PolicyStatement(
             sid="CloudWatchLogsOfThisAccount",
             principals=[iam.ServicePrincipal(f"logs.{stack.region}.{_domain_suffix(stack.region)}")],

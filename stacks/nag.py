@@ -27,6 +27,21 @@ def acknowledge(construct: IConstruct, finding: str, reason: str) -> None:
     cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=finding, reason=reason))
 
 
+@jsii.implements(IValidation)
+class _Refusal:
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def validate(self) -> list[str]:
+        return [self.message]
+
+
+def fail_synth(construct: IConstruct, message: str) -> None:
+    """Make `app.synth()` fail with `message`, reported at `construct` (a construct validation, checked once the
+    whole app exists)."""
+    construct.node.add_validation(_Refusal(message))
+
+
 def nag_resource(stack: cdk.Stack, value: str) -> str:
     """How cdk-nag spells a (possibly tokenized) resource in an IAM5 finding: references as `<LogicalId>` or
     `<LogicalId.Attribute>`, pseudo parameters as `<AWS::AccountId>`, other intrinsics (the `Fn::GetStackOutput` of
@@ -141,20 +156,6 @@ def stack_path(construct: IConstruct) -> str:
     return construct.node.path.removeprefix(f"{stack.node.path}/")
 
 
-@jsii.implements(IValidation)
-class _UnknownFunction:
-    def __init__(self, function: cdk.CfnResource) -> None:
-        self.function = function
-
-    def validate(self) -> list[str]:
-        return [
-            f"Lambda function {self.function.node.path} is not one of stacks/nag.py KNOWN_FUNCTIONS, whose reasons "
-            "for the scanner's Lambda checks (CKV_AWS_115/116/117/173) were written for those functions only: give "
-            "it a dead-letter queue, VPC, concurrency and environment key, or add it to KNOWN_FUNCTIONS with the "
-            "reasons checked for it"
-        ]
-
-
 @jsii.implements(cdk.IAspect)
 class AcknowledgeLambdaScannerFindings:
     """Acknowledges the scanner's Lambda checks on the known functions, each only where its finding applies; any
@@ -164,13 +165,19 @@ class AcknowledgeLambdaScannerFindings:
         if not (isinstance(node, cdk.CfnResource) and node.cfn_resource_type == "AWS::Lambda::Function"):
             return
         if stack_path(node) not in KNOWN_FUNCTIONS:
-            node.node.add_validation(_UnknownFunction(node))
+            fail_synth(
+                node,
+                f"Lambda function {node.node.path} is not one of stacks/nag.py KNOWN_FUNCTIONS, whose reasons for the "
+                "scanner's Lambda checks (CKV_AWS_115/116/117/173) were written for those functions only: give it a "
+                "dead-letter queue, VPC, concurrency and environment key, or add it to KNOWN_FUNCTIONS with the "
+                "reasons checked for it",
+            )
             return
         properties = _properties(node)
         checks = ["CKV_AWS_116", "CKV_AWS_117"]
         if _property(properties, "ReservedConcurrentExecutions") is None:
             checks.append("CKV_AWS_115")
-        if (_property(properties, "Environment") or {}).get("variables"):
+        if _property(_property(properties, "Environment") or {}, "Variables"):
             checks.append("CKV_AWS_173")
         for check in checks:
             acknowledge_scanner(node, check, LAMBDA_FINDINGS[check])
@@ -184,8 +191,5 @@ def _properties(resource: cdk.CfnResource) -> dict[str, Any]:
 
 
 def _property(properties: dict[str, Any], name: str) -> Any:
-    # L1 classes name them in camelCase, a plain CfnResource as CloudFormation does.
-    value = properties.get(name[0].lower() + name[1:], properties.get(name))
-    if isinstance(value, dict) and "Variables" in value:
-        return {"variables": value["Variables"]}
-    return value
+    # L1 classes name them (nested ones too) in camelCase, a plain CfnResource as CloudFormation does.
+    return properties.get(name[0].lower() + name[1:], properties.get(name))

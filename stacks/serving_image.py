@@ -25,7 +25,6 @@ Only the account comes from a table, the CDK's offline region facts; never a net
 
 from __future__ import annotations
 
-from config.instance_types import InstanceFacts
 from stacks.images import ContainerImage, dlc_image
 
 LMI_REPOSITORY = "djl-inference"
@@ -60,8 +59,3 @@ VLLM_GPU_ARCHITECTURES: dict[str, tuple[str, ...]] = {
 def lmi_image(region: str) -> ContainerImage:
     """The pinned LMI image for `region`, from the CDK's region facts (no lookup, no network)."""
     return dlc_image(region, LMI_REPOSITORY, LMI_TAG)
-
-
-def inference_ami_version(instance: InstanceFacts) -> str | None:
-    """The host image for the endpoint's instances: the one whose driver runs the LMI image's CUDA, on GPU types."""
-    return INFERENCE_AMI_VERSION if instance.gpus > 0 else None

@@ -160,8 +160,9 @@ def test_alarms_may_use_the_key_of_the_topic_they_notify_and_nothing_else_may(
 
 @pytest.mark.parametrize(("name", "stack"), PAIRS, ids=IDS)
 def test_every_role_that_may_publish_to_an_encrypted_topic_may_use_its_key(
-    resources: dict[str, dict[str, Any]],
+    stack: str, resources: dict[str, dict[str, Any]]
 ) -> None:
+    publishers = []
     keys = {
         topic_id: key_of(topic["Properties"]["KmsMasterKeyId"], resources)
         for topic_id, topic in of_type(resources, "AWS::SNS::Topic").items()
@@ -179,6 +180,9 @@ def test_every_role_that_may_publish_to_an_encrypted_topic_may_use_its_key(
                         set(listed(s["Action"])) >= PUBLISH_KEY_ACTIONS and key_arn in listed(s["Resource"])
                         for s in statements
                     ), logical_id
+                    publishers.append(logical_id)
+    # The training pipeline's state machine publishes its failures itself: the check above has one role to check.
+    assert bool(publishers) == (stack == "LegalGptjTraining"), publishers
 
 
 @pytest.mark.parametrize(("name", "stack"), PAIRS, ids=IDS)

@@ -24,7 +24,7 @@ from stacks.constructs.serving_container import ContainerSettings
 from stacks.images import ContainerImage
 from stacks.log_groups import log_group
 from stacks.nag import acknowledge_scanner
-from stacks.serving_image import inference_ami_version
+from stacks.serving_image import INFERENCE_AMI_VERSION
 
 VARIANT_NAME = "AllTraffic"
 # Where SageMaker puts ModelDataSource files inside the container, and where LMI looks for a local model.
@@ -167,8 +167,9 @@ class GptjEndpoint(Construct):
                         container.model_loading_seconds
                     ),
                     model_data_download_timeout_in_seconds=MODEL_DOWNLOAD_SECONDS,
-                    # The default host image of g4dn and g5 has driver 470 (CUDA 11.4): too old for the image.
-                    inference_ami_version=inference_ami_version(instance),
+                    # The default host image of g4dn and g5 has driver 470 (CUDA 11.4): too old for the image. Every
+                    # type that gets this far has GPUs (container_settings refuses the others).
+                    inference_ami_version=INFERENCE_AMI_VERSION,
                     # Generations take seconds: send each request to the instance with the fewest in flight.
                     routing_config=sagemaker.CfnEndpointConfig.RoutingConfigProperty(
                         routing_strategy="LEAST_OUTSTANDING_REQUESTS"

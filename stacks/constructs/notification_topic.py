@@ -29,9 +29,10 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
-from constructs import Construct, IConstruct, IValidation
+from constructs import Construct, IConstruct
 
-from stacks.log_groups import add_key_statement_once, telemetry_key
+from stacks.log_groups import telemetry_key
+from stacks.nag import fail_synth
 
 AWS_MANAGED_SNS_KEY = "alias/aws/sns"
 # What SNS needs from a publisher to encrypt a message with the topic's key, for a service and a role alike.
@@ -59,19 +60,6 @@ class NotificationTopic(Construct):
         cdk.Aspects.of(cdk.Stack.of(self)).add(_GrantItsPublishers(self.topic, self.key))
 
 
-@jsii.implements(IValidation)
-class _AlarmsCannotUseTheKey:
-    def __init__(self, topic: sns.Topic) -> None:
-        self.topic = topic
-
-    def validate(self) -> list[str]:
-        return [
-            f"CloudWatch alarms notify {self.topic.node.path}, encrypted with {AWS_MANAGED_SNS_KEY}, whose policy does "
-            "not let CloudWatch alarms use it: their notices would be lost. Create the NotificationTopic with "
-            "stack_key=True."
-        ]
-
-
 @jsii.implements(cdk.IAspect)
 class _GrantItsPublishers:
     """Grants the topic's key to the alarm service and to each role allowed sns:Publish on the topic."""
@@ -89,7 +77,12 @@ class _GrantItsPublishers:
         alarmed = any(isinstance(c, cloudwatch.CfnAlarm) and _notifies(stack, c, topic_arn) for c in constructs)
         if self.key is None:
             if alarmed:
-                self.topic.node.add_validation(_AlarmsCannotUseTheKey(self.topic))
+                fail_synth(
+                    self.topic,
+                    f"CloudWatch alarms notify {self.topic.node.path}, encrypted with {AWS_MANAGED_SNS_KEY}, whose "
+                    "policy does not let CloudWatch alarms use it: their notices would be lost. Create the "
+                    "NotificationTopic with stack_key=True.",
+                )
             return
         if alarmed:
             _let_alarms_publish(self.key)
@@ -113,8 +106,7 @@ def _let_alarms_publish(key: kms.Key) -> None:
     # the key policy, where the request comes through SNS; were the keys missing from that request, an ArnLike
     # condition would deny every alarm's notice without an error anyone sees. The principal is the alarm service
     # alone, and only a topic of this stack uses the key (docs/decisions.md S12).
-    add_key_statement_once(
-        key,
+    key.add_to_resource_policy(
         iam.PolicyStatement(
             sid="CloudWatchAlarms",
             principals=[iam.ServicePrincipal(ALARM_SERVICE)],
