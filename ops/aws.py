@@ -53,13 +53,20 @@ class Clients:
         return self._made[service, region]
 
 
-def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str] | None:
-    """{OutputKey: OutputValue} of a deployed stack; None when the stack does not exist. Other errors propagate."""
+def describe_stack(cloudformation: Any, stack_name: str) -> dict[str, Any] | None:
+    """DescribeStacks' description of a stack; None when the stack does not exist. Other errors propagate."""
     try:
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+        return dict(cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0])
     except ClientError as error:
         details = error.response.get("Error", {})
         if details.get("Code") == "ValidationError" and "does not exist" in str(details.get("Message", "")):
             return None
         raise
-    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str] | None:
+    """{OutputKey: OutputValue} of a deployed stack; None when the stack does not exist. Other errors propagate."""
+    stack = describe_stack(cloudformation, stack_name)
+    if stack is None:
+        return None
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}
