@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore.model import ListShape, Shape, StructureShape
 from moto.backends import get_backend
 
-from fakes.aws_standin import LambdaConcurrency, Quota
+from fakes.aws_standin import LambdaConcurrency, Quota, Request, StandIn, answer
 from fakes.moto_server import ACCOUNT, REGION
 from ops import cdk, preflight
 from tests.ops.loopback import (
@@ -22,6 +25,7 @@ from tests.ops.loopback import (
     PARAMETER,
     Loopback,
     bootstrapped,
+    default_quotas,
     not_bootstrapped,
     ready,
     training_log_group,
@@ -239,6 +243,58 @@ def test_every_check_that_is_throttled_says_so_in_its_own_line(
         f"cannot check the training quota: AWS throttled ListServiceQuotas (ThrottlingException) {throttled}",
         f"cannot check the endpoint quota: AWS throttled ListServiceQuotas (ThrottlingException) {throttled}",
     ]
+
+
+SCALARS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "double": (int, float),
+    "boolean": (bool,),
+}
+
+
+def off_the_model(value: Any, shape: Shape, path: str = "") -> list[str]:
+    """Where `value`, a JSON answer, has a member or a type that `shape` (botocore's model) does not: botocore's
+    parser drops unknown members silently, so a misspelt one would only look like a missing value."""
+    if isinstance(shape, StructureShape):
+        if not isinstance(value, dict):
+            return [f"{path or '.'}: not an object"]
+        return [
+            stray
+            for key, item in value.items()
+            for stray in (
+                off_the_model(item, shape.members[key], f"{path}.{key}") if key in shape.members else [f"{path}.{key}"]
+            )
+        ]
+    if isinstance(shape, ListShape):
+        if not isinstance(value, list):
+            return [f"{path}: not a list"]
+        return [stray for n, item in enumerate(value) for stray in off_the_model(item, shape.member, f"{path}[{n}]")]
+    if not isinstance(value, SCALARS[shape.type_name]) or (shape.type_name != "boolean" and isinstance(value, bool)):
+        return [f"{path}: {type(value).__name__}, not {shape.type_name}"]
+    return []
+
+
+def test_the_standins_answers_are_members_of_botocores_output_shapes() -> None:
+    # Each request as botocore's model says it is sent (JSON 1.1's X-Amz-Target, REST-JSON's method and path).
+    state = default_quotas(StandIn())
+    session = botocore.session.get_session()
+    for service, operation, body in [
+        ("service-quotas", "ListServiceQuotas", b'{"ServiceCode": "sagemaker"}'),
+        ("service-quotas", "ListAWSDefaultServiceQuotas", b'{"ServiceCode": "sagemaker"}'),
+        ("lambda", "GetAccountSettings", b""),
+    ]:
+        model = session.get_service_model(service)
+        operation_model = model.operation_model(operation)
+        headers = Message()
+        if model.protocol == "json":
+            headers["X-Amz-Target"] = f"{model.metadata['targetPrefix']}.{operation}"
+        request = Request(operation_model.http["method"], operation_model.http["requestUri"], "", headers, body)
+        status, _, content = answer(state, request)
+        payload = json.loads(content)
+        assert status == 200, payload
+        assert payload and off_the_model(payload, operation_model.output_shape) == [], operation
 
 
 def test_the_constants_match_the_app(default_app: Assembly) -> None:
