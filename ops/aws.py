@@ -10,6 +10,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ops.errors import client_error_code
+
 
 class ClientFactory(Protocol):
     """(service, region) -> a client: what the commands call AWS through (tests pass their own)."""
@@ -58,8 +60,8 @@ def describe_stack(cloudformation: Any, stack_name: str) -> dict[str, Any] | Non
     try:
         return dict(cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0])
     except ClientError as error:
-        details = error.response.get("Error", {})
-        if details.get("Code") == "ValidationError" and "does not exist" in str(details.get("Message", "")):
+        code, message, _ = client_error_code(error)
+        if code == "ValidationError" and "does not exist" in message:
             return None
         raise
 
