@@ -218,13 +218,9 @@ class StandInServer(LoopbackServer):
     (the server outlives each test, its state does not)."""
 
     def __init__(self) -> None:
-        self._holder = [StandIn()]
-        super().__init__(lambda request: answer(self._holder[0], request))
-
-    @property
-    def state(self) -> StandIn:
-        return self._holder[0]
+        self.state = StandIn()
+        super().__init__(lambda request: answer(self.state, request))
 
     def reset(self) -> StandIn:
-        self._holder[0] = StandIn()
-        return self._holder[0]
+        self.state = StandIn()
+        return self.state

@@ -10,6 +10,8 @@ import botocore.session
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from ops.errors import client_error_code
+
 
 class ClientFactory(Protocol):
     """(service, region) -> a client: what the commands call AWS through (tests pass their own)."""
@@ -53,13 +55,20 @@ class Clients:
         return self._made[service, region]
 
 
-def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str] | None:
-    """{OutputKey: OutputValue} of a deployed stack; None when the stack does not exist. Other errors propagate."""
+def describe_stack(cloudformation: Any, stack_name: str) -> dict[str, Any] | None:
+    """DescribeStacks' description of a stack; None when the stack does not exist. Other errors propagate."""
     try:
-        stacks = cloudformation.describe_stacks(StackName=stack_name)["Stacks"]
+        return dict(cloudformation.describe_stacks(StackName=stack_name)["Stacks"][0])
     except ClientError as error:
-        details = error.response.get("Error", {})
-        if details.get("Code") == "ValidationError" and "does not exist" in str(details.get("Message", "")):
+        code, message, _ = client_error_code(error)
+        if code == "ValidationError" and "does not exist" in message:
             return None
         raise
-    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+
+
+def stack_outputs(cloudformation: Any, stack_name: str) -> dict[str, str] | None:
+    """{OutputKey: OutputValue} of a deployed stack; None when the stack does not exist. Other errors propagate."""
+    stack = describe_stack(cloudformation, stack_name)
+    if stack is None:
+        return None
+    return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}

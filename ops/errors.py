@@ -116,8 +116,8 @@ def describe_client_error(error: ClientError) -> str:
     return f"AWS refused {operation}: {code or status}: {one_line(message)}"
 
 
-def describe(error: BaseException) -> str | None:
-    """The one-line message for a failure an operator can meet when calling AWS; None for anything else."""
+def describe(error: BotoCoreError | ClientError) -> str:
+    """The one-line message for a failure an operator can meet when calling AWS."""
     if isinstance(error, ClientError):
         return describe_client_error(error)
     if isinstance(error, NoCredentialsError):
@@ -140,9 +140,7 @@ def describe(error: BaseException) -> str | None:
             f"cannot reach {url} ({type(error).__name__}): check the network connection, any proxy "
             "(HTTPS_PROXY) or AWS_ENDPOINT_URL, and run again"
         )
-    if isinstance(error, BotoCoreError):
-        return f"the AWS call failed: {one_line(error)}"
-    return None
+    return f"the AWS call failed: {one_line(error)}"
 
 
 def run_command(
@@ -157,7 +155,7 @@ def run_command(
         print("\ninterrupted", file=stream)
         return 130
     except own as error:
-        message: str | None = str(error)
+        message = str(error)
     except (BotoCoreError, ClientError) as error:
         message = describe(error)
     print(f"error: {one_line(message, limit=2000)}", file=stream)

@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from botocore.exceptions import ClientError
 
 from config.settings import LAMBDA_MIN_UNRESERVED, Settings
-from ops.aws import ClientFactory, Clients
+from ops.aws import ClientFactory, Clients, describe_stack
 from ops.context import SETTINGS_ERRORS, Selection, add_arguments, selection_from
 from ops.errors import client_error_code, describe_client_error, run_command
 from stacks.constructs.training_job_role import TRAINING_LOG_GROUP
@@ -87,12 +87,8 @@ def check_bootstrap(clients: Regional, account: str, qualifier: str) -> Finding:
     parameter = f"/cdk-bootstrap/{qualifier}/version"
     check = f"CDK bootstrap ({TOOLKIT_STACK}, {parameter})"
     needed = f"version >= {REQUIRED_BOOTSTRAP_VERSION}"
-    try:
-        stack = clients("cloudformation").describe_stacks(StackName=TOOLKIT_STACK)["Stacks"][0]
-    except ClientError as error:
-        code, message, _ = client_error_code(error)
-        if code != "ValidationError" or "does not exist" not in message:
-            raise
+    stack = describe_stack(clients("cloudformation"), TOOLKIT_STACK)
+    if stack is None:
         return Finding(
             check, needed, "no stack",
             f"account {account} is not bootstrapped for the CDK in {region} (no {TOOLKIT_STACK} stack): run "

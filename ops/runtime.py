@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError, ReadTimeoutError
 
 from ops import aws
 from ops.aws import stack_outputs
-from ops.errors import OperatorError, is_access_denied
+from ops.errors import OperatorError, client_error_code, is_access_denied, one_line
 from ops.lmi_request import ResponseError, generated_texts
 
 # Must match stacks/app_builder.py and stacks/serving_stack.py (tests/ops/test_invoke.py checks both): kept as
@@ -27,6 +27,8 @@ SWITCHES = {"base": "deploy_base_endpoint=true", "fine-tuned": "fine_tuned_job=<
 SERVING_STATES = {"InService", "Updating", "SystemUpdating"}
 # SageMaker's real-time invocations time out after 60 s; a little more so that its own error arrives first.
 READ_TIMEOUT_SECONDS = 70
+# An endpoint's own error text is what the operator needs to read: more of it than ops.errors keeps of AWS's.
+_ANSWER_LIMIT = 500
 
 
 class EndpointError(OperatorError):
@@ -46,11 +48,6 @@ class Clients:
         """Clients for one region; `endpoint_url` points all three at one address (a local stand-in, a proxy)."""
         made = aws.Clients(endpoint_url=endpoint_url, read_timeout=READ_TIMEOUT_SECONDS)
         return cls(made("cloudformation", region), made("sagemaker", region), made("sagemaker-runtime", region))
-
-
-def _error(error: ClientError) -> tuple[str, str]:
-    details = error.response.get("Error", {})
-    return str(details.get("Code", "")), str(details.get("Message", ""))
 
 
 def deployed_endpoints(clients: Clients) -> dict[str, str]:
@@ -82,7 +79,7 @@ def check_serving(clients: Clients, name: str) -> str | None:
     try:
         endpoint = clients.sagemaker.describe_endpoint(EndpointName=name)
     except ClientError as error:
-        code, message = _error(error)
+        code, message, _ = client_error_code(error)
         if code == "ValidationException" and "Could not find endpoint" in message:
             raise EndpointError(f"endpoint {name} does not exist (deleted, or never deployed)") from None
         if is_access_denied(error):
@@ -114,11 +111,13 @@ def invoke(clients: Clients, name: str, body: dict[str, Any]) -> list[str]:
             Body=json.dumps(body).encode(),
         )
     except ClientError as error:
-        code, message = _error(error)
+        code, message, _ = client_error_code(error)
         if code == "ModelError":
             status = error.response.get("OriginalStatusCode", "?")
             original = error.response.get("OriginalMessage") or message
-            raise EndpointError(f"endpoint {name} answered with an error ({status}): {_one_line(original)}") from None
+            raise EndpointError(
+                f"endpoint {name} answered with an error ({status}): {one_line(original, limit=_ANSWER_LIMIT)}"
+            ) from None
         if code == "ValidationError" and "not found" in message:
             raise EndpointError(f"endpoint {name} does not exist (deleted, or never deployed)") from None
         raise
@@ -130,9 +129,4 @@ def invoke(clients: Clients, name: str, body: dict[str, Any]) -> list[str]:
     try:
         return generated_texts(response["Body"].read())
     except (ResponseError, ValueError) as error:
-        raise EndpointError(f"endpoint {name}: {_one_line(str(error))}") from None
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[:limit] + "..."
+        raise EndpointError(f"endpoint {name}: {one_line(error, limit=_ANSWER_LIMIT)}") from None

@@ -221,19 +221,8 @@ class S3Sink(Sink):
         return None
 
     def read(self, key: str) -> bytes | None:
-        size = self.size(key)
-        if size is None:
-            return None
-        if size > _MAX_READ_BYTES:
-            raise SinkError(f"{self.uri(key)} is larger than {_MAX_READ_BYTES} bytes")
-        try:
-            response = self.client.get_object(Bucket=self.bucket, Key=key)
-            with response["Body"] as body:
-                return bytes(body.read(_MAX_READ_BYTES + 1))
-        except Exception as err:
-            if self._is_missing(err):  # deleted since it was listed
-                return None
-            raise SinkError(f"S3 get_object failed for {self.uri(key)}: {one_line(err)}") from None
+        found = self.read_tagged(key)
+        return None if found is None else found[0]
 
     def open_writer(self, key: str, content_type: str) -> ObjectWriter:
         return _S3Writer(self, key, content_type)
@@ -254,10 +243,11 @@ class S3Sink(Sink):
         code = str(response.get("Error", {}).get("Code", ""))
         return code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404")
 
-    def create(self, key: str, data: bytes, content_type: str) -> str | None:
+    def _put_if(self, key: str, data: bytes, content_type: str, **condition: str) -> str | None:
+        """PutObject under ``condition`` (IfNoneMatch or IfMatch): the new ETag, or None when the condition failed."""
         try:
             response = self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfNoneMatch="*"
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, **condition
             )
         except Exception as err:
             if self._condition_failed(err):
@@ -265,9 +255,15 @@ class S3Sink(Sink):
             raise SinkError(f"S3 conditional put_object failed for {self.uri(key)}: {one_line(err)}") from None
         return str(response["ETag"])
 
+    def create(self, key: str, data: bytes, content_type: str) -> str | None:
+        return self._put_if(key, data, content_type, IfNoneMatch="*")
+
     def read_tagged(self, key: str) -> tuple[bytes, str] | None:
-        if self.size(key) is None:  # see size(): a missing key may answer 403 to GetObject
+        size = self.size(key)  # see size(): a missing key may answer 403 to GetObject
+        if size is None:
             return None
+        if size > _MAX_READ_BYTES:
+            raise SinkError(f"{self.uri(key)} is larger than {_MAX_READ_BYTES} bytes")
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=key)
             with response["Body"] as body:
@@ -278,15 +274,7 @@ class S3Sink(Sink):
             raise SinkError(f"S3 get_object failed for {self.uri(key)}: {one_line(err)}") from None
 
     def replace(self, key: str, data: bytes, content_type: str, tag: str) -> str | None:
-        try:
-            response = self.client.put_object(
-                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type, IfMatch=tag
-            )
-        except Exception as err:
-            if self._condition_failed(err):
-                return None
-            raise SinkError(f"S3 conditional put_object failed for {self.uri(key)}: {one_line(err)}") from None
-        return str(response["ETag"])
+        return self._put_if(key, data, content_type, IfMatch=tag)
 
     def delete_if(self, key: str, tag: str) -> bool:
         try:

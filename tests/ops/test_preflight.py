@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
+from botocore.model import ListShape, Shape, StructureShape
 from moto.backends import get_backend
 
-from fakes.aws_standin import LambdaConcurrency, Quota
+from fakes.aws_standin import LambdaConcurrency, Quota, Request, StandIn, answer
 from fakes.moto_server import ACCOUNT, REGION
 from ops import cdk, preflight
 from tests.ops.loopback import (
@@ -22,6 +25,7 @@ from tests.ops.loopback import (
     PARAMETER,
     Loopback,
     bootstrapped,
+    default_quotas,
     not_bootstrapped,
     ready,
     training_log_group,
@@ -42,6 +46,13 @@ def one_error_per_line(lines: list[str]) -> list[str]:
     assert lines and all(line.startswith("error: ") for line in lines), lines
     assert not any("Traceback" in line for line in lines)
     return [line.removeprefix("error: ") for line in lines]
+
+
+def refused(capsys: pytest.CaptureFixture[str], *args: str) -> list[str]:
+    """The problems of a preflight that must fail: exit status 1, no table, one `error:` line each."""
+    status, out, err = run(capsys, *args)
+    assert (status, out) == (1, ""), err
+    return one_error_per_line(err)
 
 
 def test_a_ready_account_gets_a_table_of_what_was_checked(
@@ -72,9 +83,7 @@ def test_a_training_quota_of_zero_is_named_with_how_to_request_it(
 ) -> None:
     state = ready(account)
     state.applied = [Quota(P3DN_TRAINING.service, P3DN_TRAINING.code, P3DN_TRAINING.name, 0), G5_ENDPOINT]
-    status, out, err = run(capsys)
-    assert (status, out) == (1, "")
-    assert one_error_per_line(err) == [
+    assert refused(capsys) == [
         'SageMaker quota "ml.p3dn.24xlarge for training job usage" (L-4A2E0F7B) is 0 in us-east-1 and the training '
         "job (1 x ml.p3dn.24xlarge) needs 1: request 1 with `aws service-quotas request-service-quota-increase "
         "--region us-east-1 --service-code sagemaker --quota-code L-4A2E0F7B --desired-value 1` or at "
@@ -85,9 +94,7 @@ def test_a_training_quota_of_zero_is_named_with_how_to_request_it(
 def test_spot_checks_the_spot_quota_from_the_defaults(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
     # ListServiceQuotas leaves out quotas without an applied value: the spot quota is found among AWS's defaults.
     ready(account)
-    status, _, err = run(capsys, "-c", "use_spot=true", "--for", "train")
-    assert status == 1
-    (line,) = one_error_per_line(err)
+    (line,) = refused(capsys, "-c", "use_spot=true", "--for", "train")
     assert line.startswith(
         'SageMaker quota "ml.p3dn.24xlarge for spot training job usage" (L-7C9D1E22) is 0 in us-east-1 and the '
         "training job (1 x ml.p3dn.24xlarge on spot) needs 1:"
@@ -99,21 +106,17 @@ def test_tuning_needs_its_parallel_jobs_times_the_instances(
 ) -> None:
     ready(account)
     args = ["-c", "tuning_enabled=true", "-c", "tuning_max_jobs=4", "-c", "tuning_parallel_jobs=2"]
-    status, _, err = run(capsys, *args, "-c", "training_instance_count=2", "--for", "train")
-    assert status == 1
-    (line,) = one_error_per_line(err)
+    (line,) = refused(capsys, *args, "-c", "training_instance_count=2", "--for", "train")
     assert "is 1 in us-east-1 and the tuning job (2 jobs at once x 2 x ml.p3dn.24xlarge) needs 4" in line
     assert "--desired-value 4" in line
 
 
 def test_endpoints_need_their_maximum_capacity_each(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
     ready(account)
-    status, _, err = run(
+    (line,) = refused(
         capsys, "-c", "deploy_base_endpoint=true", "-c", "fine_tuned_job=legal-gptj-260101-000000-abcd",
         "-c", "endpoint_max_capacity=3",
     )  # fmt: skip
-    assert status == 1
-    (line,) = one_error_per_line(err)
     assert line.startswith(
         'SageMaker quota "ml.g5.12xlarge for endpoint usage" (L-65C4BD00) is 4 in us-east-1 and the base and '
         "fine-tuned endpoints (up to 3 x ml.g5.12xlarge each, endpoint_max_capacity) needs 6:"
@@ -122,9 +125,7 @@ def test_endpoints_need_their_maximum_capacity_each(account: Loopback, capsys: p
 
 def test_an_instance_type_without_a_quota_in_the_region(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
     ready(account)
-    status, _, err = run(capsys, "-c", "training_instance_type=ml.p5e.48xlarge", "--for", "train")
-    assert status == 1
-    assert one_error_per_line(err) == [
+    assert refused(capsys, "-c", "training_instance_type=ml.p5e.48xlarge", "--for", "train") == [
         'SageMaker has no quota "ml.p5e.48xlarge for training job usage" in us-east-1: the training job '
         "(1 x ml.p5e.48xlarge) cannot run on that instance type there; choose another instance type or region"
     ]
@@ -133,9 +134,7 @@ def test_an_instance_type_without_a_quota_in_the_region(account: Loopback, capsy
 def test_an_account_that_is_not_bootstrapped(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
     ready(account)
     not_bootstrapped(account)
-    status, _, err = run(capsys)
-    assert status == 1
-    assert one_error_per_line(err) == [
+    assert refused(capsys) == [
         f"account {ACCOUNT} is not bootstrapped for the CDK in us-east-1 (no CDKToolkit stack): run `make bootstrap` "
         f"(cdk bootstrap aws://{ACCOUNT}/us-east-1)"
     ]
@@ -144,9 +143,7 @@ def test_an_account_that_is_not_bootstrapped(account: Loopback, capsys: pytest.C
 def test_an_old_bootstrap_version(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
     ready(account)
     bootstrapped(account, version="5")
-    status, _, err = run(capsys)
-    assert status == 1
-    assert one_error_per_line(err) == [
+    assert refused(capsys) == [
         "the CDK bootstrap in us-east-1 is version 5; these templates need 6 or newer: run `make bootstrap` to "
         "upgrade it"
     ]
@@ -156,9 +153,7 @@ def test_the_bootstrap_qualifier_comes_from_the_cdk_context(
     account: Loopback, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ready(account)
-    status, _, err = run(capsys, "-c", "@aws-cdk/core:bootstrapQualifier=team42")
-    assert status == 1
-    assert one_error_per_line(err) == [
+    assert refused(capsys, "-c", "@aws-cdk/core:bootstrapQualifier=team42") == [
         "the SSM parameter /cdk-bootstrap/team42/version that the templates check is missing in us-east-1 "
         "(bootstrapped with another qualifier?): run `make bootstrap`"
     ]
@@ -170,11 +165,10 @@ def test_a_bootstrap_stack_that_failed(account: Loopback, capsys: pytest.Capture
     (toolkit,) = [s for s in stacks.values() if s.name == preflight.TOOLKIT_STACK and s.status != "DELETE_COMPLETE"]
     toolkit.status = "ROLLBACK_COMPLETE"  # what a failed first `cdk bootstrap` leaves
     try:
-        status, _, err = run(capsys)
+        lines = refused(capsys)
     finally:
         toolkit.status = "CREATE_COMPLETE"
-    assert status == 1
-    assert one_error_per_line(err) == [
+    assert lines == [
         "the CDK bootstrap stack CDKToolkit in us-east-1 is ROLLBACK_COMPLETE: let it finish, or delete it in the "
         "CloudFormation console if it failed, then run `make bootstrap`"
     ]
@@ -183,9 +177,7 @@ def test_a_bootstrap_stack_that_failed(account: Loopback, capsys: pytest.Capture
 def test_a_missing_training_log_group_stops_the_run(account: Loopback, capsys: pytest.CaptureFixture[str]) -> None:
     ready(account)
     training_log_group(account, exists=False)
-    status, _, err = run(capsys, "--for", "train")
-    assert status == 1
-    (line,) = one_error_per_line(err)
+    (line,) = refused(capsys, "--for", "train")
     assert line.startswith("the log group /aws/sagemaker/TrainingJobs does not exist in us-east-1, so a training job's")
     assert line.endswith(
         "aws logs create-log-group --region us-east-1 --log-group-name /aws/sagemaker/TrainingJobs && aws logs "
@@ -197,9 +189,7 @@ def test_a_reservation_a_new_account_cannot_give(account: Loopback, capsys: pyte
     state = ready(account)
     state.concurrency = LambdaConcurrency(concurrent_executions=10, unreserved=10)
     assert run(capsys)[0] == 0  # nothing reserved by default: deploys there
-    status, _, err = run(capsys, "-c", "prep_reserved_concurrency=1")
-    assert status == 1
-    assert one_error_per_line(err) == [
+    assert refused(capsys, "-c", "prep_reserved_concurrency=1") == [
         "prep_reserved_concurrency=1 would leave 9 of the account's 10 Lambda concurrent executions unreserved in "
         "us-east-1, below Lambda's minimum of 10, so the dataset stack would fail to deploy: set "
         'prep_reserved_concurrency=0 (the default), or raise the Lambda quota "Concurrent executions" (L-B99A9384) '
@@ -225,9 +215,7 @@ def test_every_check_that_is_denied_says_so_in_its_own_line(
     # moto enforces IAM for what it serves (CloudFormation, CloudWatch Logs); the stand-in has no IAM.
     ready(account)
     with account.denied():
-        status, out, err = run(capsys)
-    assert (status, out) == (1, "")
-    lines = one_error_per_line(err)
+        lines = refused(capsys)
     assert [line.split(": access denied to ")[0] for line in lines] == [
         "cannot check the CDK bootstrap",
         "cannot check the training log group",
@@ -238,6 +226,75 @@ def test_every_check_that_is_denied_says_so_in_its_own_line(
         "with credentials allowed to call it (ask for that permission, or pick another AWS_PROFILE)"
     )
     assert lines[1].startswith("cannot check the training log group: access denied to DescribeLogGroups: ")
+
+
+def test_every_check_that_is_throttled_says_so_in_its_own_line(
+    account: Loopback, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The stand-in's APIs throttle (Lambda's REST-JSON 429, Service Quotas' JSON 1.1 error) while moto's answer: the
+    # throttled checks each report it, parsed by botocore from each protocol's error, and the others still pass.
+    ready(account).throttle = True
+    throttled = (
+        "even after retries: wait a minute and run again (other tools calling the same API in this account and "
+        "region share its rate)"
+    )
+    assert refused(capsys, "-c", "deploy_base_endpoint=true") == [
+        f"cannot check Lambda's concurrency: AWS throttled GetAccountSettings (TooManyRequestsException) {throttled}",
+        f"cannot check the training quota: AWS throttled ListServiceQuotas (ThrottlingException) {throttled}",
+        f"cannot check the endpoint quota: AWS throttled ListServiceQuotas (ThrottlingException) {throttled}",
+    ]
+
+
+SCALARS: dict[str, tuple[type, ...]] = {
+    "string": (str,),
+    "integer": (int,),
+    "long": (int,),
+    "double": (int, float),
+    "boolean": (bool,),
+}
+
+
+def off_the_model(value: Any, shape: Shape, path: str = "") -> list[str]:
+    """Where `value`, a JSON answer, has a member or a type that `shape` (botocore's model) does not: botocore's
+    parser drops unknown members silently, so a misspelt one would only look like a missing value."""
+    if isinstance(shape, StructureShape):
+        if not isinstance(value, dict):
+            return [f"{path or '.'}: not an object"]
+        return [
+            stray
+            for key, item in value.items()
+            for stray in (
+                off_the_model(item, shape.members[key], f"{path}.{key}") if key in shape.members else [f"{path}.{key}"]
+            )
+        ]
+    if isinstance(shape, ListShape):
+        if not isinstance(value, list):
+            return [f"{path}: not a list"]
+        return [stray for n, item in enumerate(value) for stray in off_the_model(item, shape.member, f"{path}[{n}]")]
+    if not isinstance(value, SCALARS[shape.type_name]) or (shape.type_name != "boolean" and isinstance(value, bool)):
+        return [f"{path}: {type(value).__name__}, not {shape.type_name}"]
+    return []
+
+
+def test_the_standins_answers_are_members_of_botocores_output_shapes() -> None:
+    # Each request as botocore's model says it is sent (JSON 1.1's X-Amz-Target, REST-JSON's method and path).
+    state = default_quotas(StandIn())
+    session = botocore.session.get_session()
+    for service, operation, body in [
+        ("service-quotas", "ListServiceQuotas", b'{"ServiceCode": "sagemaker"}'),
+        ("service-quotas", "ListAWSDefaultServiceQuotas", b'{"ServiceCode": "sagemaker"}'),
+        ("lambda", "GetAccountSettings", b""),
+    ]:
+        model = session.get_service_model(service)
+        operation_model = model.operation_model(operation)
+        headers = Message()
+        if model.protocol == "json":
+            headers["X-Amz-Target"] = f"{model.metadata['targetPrefix']}.{operation}"
+        request = Request(operation_model.http["method"], operation_model.http["requestUri"], "", headers, body)
+        status, _, content = answer(state, request)
+        payload = json.loads(content)
+        assert status == 200, payload
+        assert payload and off_the_model(payload, operation_model.output_shape) == [], operation
 
 
 def test_the_constants_match_the_app(default_app: Assembly) -> None:

@@ -40,35 +40,20 @@ from lambdas.dataset_prep import (
 )
 from lambdas.dataset_prep.lock import DatasetLock, acquire, lock_key
 from lambdas.dataset_prep.prep import prepare_archive
+from tests.prep.helpers import Hook, SpyClient
 
 CONFIG = PrepConfig(doc_count=6)
 WAIT = 30.0  # seconds an event may take before the test gives up (never reached when the code is right)
 
 
-class HookedClient:
+class HookedClient(SpyClient):
     """A boto3 client whose calls go through ``hook(name, kwargs)`` first; every call is recorded."""
 
-    WRITES = frozenset({"put_object", "create_multipart_upload", "upload_part", "complete_multipart_upload"})
-
-    def __init__(self, client: Any, hook: Callable[[str, dict[str, Any]], None] = lambda n, k: None) -> None:
-        self._client = client
-        self._hook = hook
-        self.calls: list[tuple[str, str]] = []
-
-    def __getattr__(self, name: str) -> Any:
-        attr = getattr(self._client, name)
-        if not callable(attr) or name.startswith("_") or name in ("get_paginator", "meta"):
-            return attr
-
-        def call(*args: Any, **kwargs: Any) -> Any:
-            self.calls.append((name, str(kwargs.get("Key", ""))))
-            self._hook(name, kwargs)
-            return attr(*args, **kwargs)
-
-        return call
+    def __init__(self, client: Any, hook: Hook | None = None) -> None:
+        super().__init__(client, hook=hook)
 
     def dataset_writes(self) -> list[tuple[str, str]]:
-        return [c for c in self.calls if c[0] in self.WRITES and not c[1].endswith("/.lock")]
+        return [c for c in self.writes if not c[1].endswith("/.lock")]
 
 
 class IgnoresConditions(HookedClient):
@@ -336,7 +321,7 @@ def test_only_the_first_of_two_waiters_takes_over_an_expired_lock(
     results: dict[str, DatasetLock | BaseException | None] = {}
     notes = {"a": Notes(), "b": Notes()}
 
-    def wait_for(label: str, hook: Callable[[str, dict[str, Any]], None], sleep: Callable[[float], None]) -> None:
+    def wait_for(label: str, hook: Hook, sleep: Callable[[float], None]) -> None:
         policy = LockPolicy(poll_seconds=0.01, wait_seconds=WAIT, sleep=sleep)
         try:
             results[label] = acquire(
@@ -388,7 +373,7 @@ def test_a_run_whose_lease_was_taken_over_leaves_the_new_holders_lock_and_output
             b_writing.set()
             assert a_finished.wait(WAIT), "run A never finished"
 
-    def prep(label: str, hook: Callable[[str, dict[str, Any]], None], policy: LockPolicy, done: threading.Event,
+    def prep(label: str, hook: Hook, policy: LockPolicy, done: threading.Event,
              reporter: Reporter) -> None:  # fmt: skip
         try:
             sink = S3Sink(HookedClient(s3, hook), bucket)
