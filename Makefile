@@ -88,8 +88,9 @@ lint: setup ## ruff lint and format check, actionlint (with ShellCheck) on the w
 	$(BIN)/ruff format --check .
 	$(BIN)/actionlint .github/workflows/*.yml
 
-typecheck: setup ## mypy (strict for stacks/, lambdas/, config/)
+typecheck: setup ## mypy (strict for stacks/, lambdas/, config/); training/ on its own (its scripts import each other as top-level modules)
 	$(BIN)/mypy app.py config stacks lambdas tools ops
+	$(BIN)/mypy --no-warn-unused-configs training
 
 unit: setup ## pytest (all but the slow end-to-end runs)
 	$(BIN)/python -m pytest -m "not e2e"
@@ -163,7 +164,7 @@ bench-estimate: setup ## From a GPU run's bench.json to the training instance: t
 invoke: setup ## Ask the endpoints of config/$(ENV).json to continue PROMPT="..." (ARGS="--compare", "--endpoint base", ...)
 	$(BIN)/python -m ops.invoke $(if $(ENV),--env $(call quote,$(ENV))) $(if $(PROMPT),--prompt $(call quote,$(PROMPT))) $(ARGS)
 
-rehearse: setup ## The whole chain locally (prep -> S3 -> train.py on CPU -> query), no AWS account
+rehearse: setup ## The state machine executed locally (prep -> S3 -> train.py on CPU -> model asked), no AWS account
 	$(BIN)/python -m ops.rehearse $(ARGS)
 
 clean: ## Remove build outputs (keeps the virtualenv)
