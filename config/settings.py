@@ -15,8 +15,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_cdk.region_info import RegionInfo
-
 from config.instance_types import HOSTING_INSTANCE_TYPES, TRAINING_INSTANCE_TYPES
 
 UK_ABS_TRAIN_DOCUMENTS = 693
@@ -80,7 +78,11 @@ def _matches(pattern: str) -> Check:
 
 
 def _is_known_region(name: str) -> bool:
-    # The CDK's offline region facts must know the region: they give the deep learning container account.
+    # The CDK's offline region facts must know the region: they give the deep learning container account. Imported
+    # here, when a region is checked: importing the CDK starts its Node.js process, which `make invoke` (it reads a
+    # settings file's region only) does without.
+    from aws_cdk.region_info import RegionInfo
+
     return re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", name) is not None and (
         RegionInfo.get(name).dlc_repository_account is not None
     )

@@ -183,6 +183,12 @@ def run(aws: FakeAws, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[i
 # --- happy paths ----------------------------------------------------------------------------------------------
 
 
+def test_the_command_line_does_not_import_the_cdk() -> None:
+    """Importing the CDK starts its Node.js process (jsii): `make invoke` has no use for it (ops/runtime.py)."""
+    code = "import sys, ops.invoke; assert 'aws_cdk' not in sys.modules, 'ops.invoke imported the CDK'"
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
 def test_default_asks_the_deployed_endpoint_with_the_notebooks_parameters(
     aws: FakeAws, capsys: pytest.CaptureFixture[str]
 ) -> None:
