@@ -13,9 +13,10 @@ publishes (the training pipeline's state machine) needs the same two actions on 
 policy; the AWS-managed key already lets the account's principals use it through SNS.
 
 The grants are made by an aspect on the stack, once every construct exists: the alarm service is granted only in a
-stack with an alarm notifying the topic, a role only if it may publish to the topic. So an alarm or a publisher added
-later cannot silently lose its notices to a key it may not use; an alarm notifying a topic on the AWS-managed key
-fails synth, naming the topic.
+stack with an alarm notifying the topic, a role only if it may publish to the topic. So an alarm, or a role given
+sns:Publish on the topic's ARN in an `iam.Policy` (what `add_to_policy` and `grant_publish` write), added later
+cannot silently lose its notices to a key it may not use; a managed policy, or a grant on `*`, is not looked at. An
+alarm notifying a topic on the AWS-managed key fails synth, naming the topic.
 """
 
 from __future__ import annotations
