@@ -20,7 +20,7 @@ from config.environment import DEFAULT_ENV, SettingsFileError, read_environment
 from config.settings import SettingError
 from ops.errors import run_command
 from ops.lmi_request import Generation, RequestError, lmi_requests
-from ops.runtime import OUTPUT_KEYS, Clients, EndpointError, check_serving, deployed_endpoints, invoke, resolve
+from ops.runtime import OUTPUT_KEYS, Clients, check_serving, deployed_endpoints, invoke, resolve
 
 # The notebook printed its documents separated by a line of 65 dashes; so are several sequences here.
 SEPARATOR = "-" * 65
@@ -109,7 +109,7 @@ def ask(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_command(lambda: ask(args), expected=(RequestError, EndpointError, SettingError))
+    return run_command(lambda: ask(args), expected=(RequestError, SettingError))
 
 
 if __name__ == "__main__":
