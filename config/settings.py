@@ -329,6 +329,11 @@ def _coerce(key: str, raw: object, kind: type) -> object:
 _KINDS: dict[str, type] = {"bool": bool, "int": int, "float": float, "str": str}
 
 
+def coerce_setting(key: str, raw: object) -> object:
+    """A known setting's value as `Settings` holds it (a file's JSON value or a `-c` string alike)."""
+    return _coerce(key, raw, _KINDS[str(_FIELDS[key].type)])
+
+
 def load_settings(context: Mapping[str, object]) -> Settings:
     """Build `Settings` from settings values (a file's JSON values and `-c` strings alike); CDK-owned context keys
     are skipped, unknown keys are errors."""
@@ -338,7 +343,7 @@ def load_settings(context: Mapping[str, object]) -> Settings:
             continue
         if key not in _FIELDS:
             raise SettingError(key, raw, "", unknown=True)
-        values[key] = _coerce(key, raw, _KINDS[str(_FIELDS[key].type)])
+        values[key] = coerce_setting(key, raw)
     return Settings(**values)  # type: ignore[arg-type]
 
 

@@ -184,11 +184,22 @@ def settings_rows(before: Mapping[str, object] | None, after: Mapping[str, objec
     shown_defaults = {row["key"]: row["default"] for row in settings_table()}
     rows = []
     for key, default in _code_defaults().items():
-        old = before.get(key, default) if before is not None else None
-        new = after.get(key, default)
+        old = _value(key, before.get(key, default)) if before is not None else None
+        new = _value(key, after.get(key, default))
         if new != default or (before is not None and old != default):
             rows.append((key, shown_defaults[key], "-" if before is None else _show(old), _show(new)))
     return rows
+
+
+def _value(key: str, raw: object) -> object:
+    """The value as the app reads it (`"false"` is `false`), so that only a real difference is shown; one the app
+    would refuse is shown as written (the synth of that side fails and says why)."""
+    from config.settings import SettingError, coerce_setting
+
+    try:
+        return coerce_setting(key, raw)
+    except SettingError:
+        return raw
 
 
 def _show(value: object) -> str:

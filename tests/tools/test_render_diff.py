@@ -92,6 +92,14 @@ def test_settings_rows_show_what_differs_from_the_defaults_and_what_changed() ->
     assert "| `region` | `(required)` | `us-east-1` | `us-east-1` |" in text
 
 
+def test_settings_rows_compare_values_as_the_app_reads_them() -> None:
+    """A file may write a flag or a number as a string (the settings accept `-c` strings); that is no change."""
+    as_strings = {"region": "us-east-1", "use_spot": "false", "epochs": "3", "doc_count": " 693"}
+    assert render_diff.settings_rows(BASE_SETTINGS, as_strings) == [("region", "(required)", "us-east-1", "us-east-1")]
+    refused = render_diff.settings_rows(None, {"region": "us-east-1", "epochs": "three"})
+    assert ("epochs", "3", "-", "three") in refused
+
+
 def fake_cli(calls: list[tuple[str, str]], status: int = 0) -> render_diff.CliRunner:
     def run(stack: str, after: Path, before: Path) -> render_diff.CliDiff:
         calls.append((stack, before.name))
